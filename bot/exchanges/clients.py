@@ -1,0 +1,45 @@
+"""Build ccxt clients the one way Coinwarden builds them: async, rate-limited, never verbose."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import ccxt.async_support as ccxt
+
+from bot.exchanges.catalogue import Venue
+from bot.exchanges.credentials import Credentials
+from bot.exchanges.endpoints import point_exchange_at
+
+DEFAULT_TIMEOUT_MS = 10_000
+
+
+def new_client(
+    venue: Venue,
+    credentials: Credentials | None = None,
+    *,
+    endpoint: str | None = None,
+    sandbox: bool = False,
+    timeout_ms: int = DEFAULT_TIMEOUT_MS,
+) -> ccxt.Exchange:
+    """A fresh ccxt instance for ``venue``; the caller closes it (``await client.close()``).
+
+    Sandbox mode is set before the endpoint rewrite, because it swaps the URL table.
+    """
+    config: dict[str, Any] = {
+        "enableRateLimit": True,
+        "timeout": timeout_ms,
+        "options": copy.deepcopy(dict(venue.ccxt_options)),
+    }
+    if credentials is not None:
+        config["apiKey"] = credentials.api_key
+        config["secret"] = credentials.secret
+        if credentials.passphrase:
+            config["password"] = credentials.passphrase
+    exchange: ccxt.Exchange = getattr(ccxt, venue.id)(config)
+    exchange.verbose = False
+    if sandbox:
+        exchange.set_sandbox_mode(True)
+    if endpoint:
+        point_exchange_at(exchange, endpoint)
+    return exchange
