@@ -8,7 +8,7 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from bot.exchanges.catalogue import Venue
-from bot.exchanges.credentials import Credentials
+from storage.credentials import Credentials
 from bot.exchanges.endpoints import point_exchange_at
 
 DEFAULT_TIMEOUT_MS = 10_000

@@ -24,9 +24,7 @@ def summarize(payload: dict[str, Any]) -> PermissionSummary:
         withdraw=bool(payload.get("enableWithdrawals")),
         transfer_out=bool(payload.get("enableInternalTransfer")),
         ip_restricted=bool(payload.get("ipRestrict")),
-        expires_at=(
-            datetime.fromtimestamp(int(expires_ms) / 1000, tz=UTC) if expires_ms else None
-        ),
+        expires_at=(datetime.fromtimestamp(int(expires_ms) / 1000, tz=UTC) if expires_ms else None),
     )
 
 

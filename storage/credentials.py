@@ -1,4 +1,8 @@
-"""API credentials as the user pasted them, and the two roles a key can play."""
+"""API credentials as the user pasted them, and the two roles a key can play.
+
+They live in storage because the vault is where they rest; the exchange layer builds clients
+from them.
+"""
 
 from __future__ import annotations
 
@@ -34,5 +38,5 @@ class Credentials:
     __str__ = __repr__
 
     def secrets(self) -> list[str]:
-        """Every value that must never be logged or shown (the key id included: it is a credential)."""
+        """Every value never to be logged or shown (the key id too: it is a credential)."""
         return [v for v in (self.api_key, self.secret, self.passphrase) if v]

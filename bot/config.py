@@ -1,0 +1,115 @@
+"""Settings from the environment (and `.env`), with the defaults of DESIGN.md.
+
+Bad configuration is a `ConfigError` whose text names the variable; the CLI prints that one
+line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "COINWARDEN_"
+
+
+class ConfigError(Exception):
+    """Configuration that cannot work; the message names the variable and what to do."""
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every variable is documented in `.env.example`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
+
+    telegram_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
+    previous_master_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    allowed_users: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    exchange_endpoints: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    outbound_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    health_check_seconds: int = Field(default=60, ge=1)
+    max_connections_per_chat: int = Field(default=10, ge=1, le=1000)
+    log_level: str = "INFO"
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = Field(default=8443, ge=1, le=65535)
+    webhook_secret: SecretStr | None = None
+
+    _split = field_validator(
+        "previous_master_keys", "allowed_users", "outbound_ips", mode="before"
+    )(_split_commas)
+
+    @field_validator("exchange_endpoints", mode="before")
+    @classmethod
+    def _parse_endpoints(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg})") from None
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.startswith(("http://", "https://"))
+            for k, v in value.items()
+        ):
+            raise ValueError('expected a JSON object like {"binance": "http://127.0.0.1:8081"}')
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'coinwarden.db'}"
+
+    def require_token(self) -> str:
+        if self.telegram_token is None or not self.telegram_token.get_secret_value().strip():
+            raise ConfigError(
+                f"{ENV_PREFIX}TELEGRAM_TOKEN is not set: create a bot with @BotFather and put "
+                "its token in the environment or in .env"
+            )
+        return self.telegram_token.get_secret_value().strip()
+
+    def ensure_data_dir(self) -> None:
+        """Create the data dir and prove it is writable, before anything else touches it."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.data_dir / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"{ENV_PREFIX}DATA_DIR={self.data_dir} is not writable ({exc.strerror}): "
+                "point it at a directory this user can write"
+            ) from None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning validation errors into one line that names the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        message = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{ENV_PREFIX}{field.upper()}: {message}") from None

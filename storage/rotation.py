@@ -1,0 +1,32 @@
+"""Re-encrypt every stored secret under the current master key, in one transaction."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import update
+
+from storage.database import Database
+from storage.schema import connections
+from storage.vault import Vault, token_key_id
+
+
+async def rotate_master_key(database: Database, vault: Vault) -> int:
+    """Return how many values were re-encrypted; all or nothing.
+
+    The vault's current key encrypts; it and the previous keys decrypt. A value that no
+    configured key opens aborts the whole rotation (VaultError) and changes nothing.
+    """
+    async with database.begin() as conn:
+        changes: dict[int, dict[str, str]] = defaultdict(dict)
+        for secret in await database.stored_secrets(conn):
+            if token_key_id(secret.token) == vault.current_key_id:
+                continue
+            plain = vault.decrypt(secret.token, secret.binding)
+            where = secret.binding
+            changes[where.connection_id][where.field] = vault.encrypt(plain, where)
+        for connection_id, values in changes.items():
+            await conn.execute(
+                update(connections).where(connections.c.id == connection_id).values(values)
+            )
+    return sum(len(values) for values in changes.values())

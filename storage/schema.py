@@ -1,0 +1,95 @@
+"""Table definitions (SQLAlchemy Core). Migrations in `storage/migrations` create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+chats = Table(
+    "chats",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("paused", Boolean, nullable=False, server_default="0"),
+)
+
+# Secret columns hold vault tokens (`v1.<key id>.<nonce>.<ciphertext>`), never clear text.
+SECRET_COLUMNS = (
+    "read_api_key",
+    "read_secret",
+    "read_passphrase",
+    "trade_api_key",
+    "trade_secret",
+    "trade_passphrase",
+)
+
+connections = Table(
+    "connections",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("chat_id", BigInteger, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("venue", String(32), nullable=False),
+    Column("sandbox", Boolean, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False),
+    Column("status_detail", Text, nullable=True),
+    Column("status_at", DateTime(timezone=True), nullable=False),
+    Column("read_permissions", String(200), nullable=True),
+    Column("read_key_mask", String(16), nullable=True),
+    Column("read_key_added_at", DateTime(timezone=True), nullable=True),
+    Column("read_api_key", Text, nullable=True),
+    Column("read_secret", Text, nullable=True),
+    Column("read_passphrase", Text, nullable=True),
+    Column("trade_permissions", String(200), nullable=True),
+    Column("trade_key_mask", String(16), nullable=True),
+    Column("trade_key_added_at", DateTime(timezone=True), nullable=True),
+    Column("trade_api_key", Text, nullable=True),
+    Column("trade_secret", Text, nullable=True),
+    Column("trade_passphrase", Text, nullable=True),
+    Column("last_sync_at", DateTime(timezone=True), nullable=True),
+    Column("last_ok_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("chat_id", "label", name="uq_connections_chat_label"),
+)
+
+activity = Table(
+    "activity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "connection_id",
+        Integer,
+        ForeignKey("connections.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("endpoint", String(200), nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("latency_ms", Integer, nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Column("error_class", String(64), nullable=True),
+    Index("ix_activity_connection_at", "connection_id", "at"),
+)
