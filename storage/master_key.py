@@ -97,10 +97,17 @@ def verify(vault: Vault, secrets: Sequence[StoredSecret]) -> None:
             ) from None
 
 
-def open_vault(config: MasterKeyConfig, secrets: Sequence[StoredSecret]) -> Vault:
-    """The vault for this database, generating a key file only for a database without secrets."""
+def open_vault(
+    config: MasterKeyConfig, secrets: Sequence[StoredSecret], *, may_generate: bool = True
+) -> Vault | None:
+    """The vault for this database, generating a key file only for a database without secrets.
+
+    None when no key exists yet and ``may_generate`` is False (a dry run such as ``doctor``).
+    """
     key = _configured_key(config)
     if key is None:
+        if not may_generate and not secrets:
+            return None
         if secrets:
             raise MasterKeyError(
                 "the database holds encrypted API keys but no master key was found: set "

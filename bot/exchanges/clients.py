@@ -8,8 +8,8 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from bot.exchanges.catalogue import Venue
-from storage.credentials import Credentials
 from bot.exchanges.endpoints import point_exchange_at
+from storage.credentials import Credentials
 
 DEFAULT_TIMEOUT_MS = 10_000
 

@@ -1,0 +1,28 @@
+"""Telegram layer: one module per flow; thin (parse → call domain → render)."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import Application, MessageHandler, TypeHandler, filters
+
+from bot.handlers import connect, connections, revoke, start
+from bot.handlers.access import gate_allowed_users, guard_group_secrets
+from bot.handlers.errors import on_error
+
+GATE_GROUP = -1
+
+
+def register(application: Application) -> None:
+    """Wire every flow; order matters: the conversation first, the expired-button catch-all last."""
+    application.add_handler(TypeHandler(Update, gate_allowed_users), group=GATE_GROUP)
+    application.add_handler(connect.handler())
+    application.add_handler(connections.handler())
+    for handler in (*start.handlers(), *revoke.handlers()):
+        application.add_handler(handler)
+    application.add_handler(
+        MessageHandler(
+            filters.TEXT & ~filters.COMMAND & filters.ChatType.GROUPS, guard_group_secrets
+        )
+    )
+    application.add_handler(start.expired_handler())
+    application.add_error_handler(on_error)

@@ -1,0 +1,141 @@
+"""Composition root: open storage and the vault, build the PTB Application, run it.
+
+``running_bot`` is the one way the bot runs: the CLI, the sandbox and the e2e tests all use it,
+so what the tests exercise is what production runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from telegram import Update
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from bot import handlers
+from bot.config import Settings
+from bot.exchanges.connections import ConnectionPolicy, ConnectionService
+from bot.handlers.commands import bot_commands
+from bot.handlers.context import SERVICES_KEY, HandlerServices
+from bot.redaction import REDACTOR
+from storage.activity import ActivityLog
+from storage.connections import ConnectionRepository
+from storage.database import Database
+from storage.master_key import MasterKeyConfig, open_vault
+from storage.vault import Vault
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Core:
+    """The opened storage: database plus the vault that unlocks it."""
+
+    database: Database
+    vault: Vault
+
+    async def close(self) -> None:
+        await self.database.dispose()
+
+
+def master_key_config(settings: Settings) -> MasterKeyConfig:
+    return MasterKeyConfig(
+        env_key=settings.master_key.get_secret_value() if settings.master_key else None,
+        key_file=settings.master_key_file,
+        data_dir=settings.data_dir,
+        previous_keys=[key.get_secret_value() for key in settings.previous_master_keys],
+    )
+
+
+async def open_core(settings: Settings, *, migrate: bool = True) -> Core:
+    """Check the master key against the stored secrets *before* migrating anything.
+
+    Raises MasterKeyError with the database untouched when the key is missing or wrong.
+    """
+    settings.ensure_data_dir()
+    database = Database(settings.effective_database_url)
+    try:
+        config = master_key_config(settings)
+        REDACTOR.add(config.env_key, *config.previous_keys)
+        vault = open_vault(config, await database.stored_secrets())
+        assert vault is not None  # may_generate: a missing key is created or refused
+        if migrate:
+            await database.migrate()
+    except BaseException:
+        await database.dispose()
+        raise
+    return Core(database, vault)
+
+
+def build_application(settings: Settings, core: Core) -> Application:
+    token = settings.require_token()
+    REDACTOR.add(token)
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(settings.telegram_api_url)
+        .base_file_url(settings.telegram_api_url.replace("/bot", "/file/bot"))
+        .rate_limiter(AIORateLimiter(max_retries=3))
+        .build()
+    )
+    connections = ConnectionService(
+        ConnectionRepository(core.database, core.vault),
+        ActivityLog(core.database),
+        ConnectionPolicy(settings.max_connections_per_chat, settings.exchange_endpoints),
+        REDACTOR,
+    )
+    application.bot_data[SERVICES_KEY] = HandlerServices(
+        connections=connections,
+        outbound_ips=tuple(settings.outbound_ips),
+        allowed_users=frozenset(settings.allowed_users),
+    )
+    handlers.register(application)
+    return application
+
+
+async def announce_commands(application: Application) -> None:
+    """Register the command list with Telegram (the menu beside the text box)."""
+    await application.bot.set_my_commands(bot_commands())
+
+
+@asynccontextmanager
+async def running_bot(settings: Settings) -> AsyncIterator[Application]:
+    """Start polling (or the webhook) and yield the running Application; stop cleanly after."""
+    core = await open_core(settings)
+    if not settings.allowed_users:
+        log.warning(
+            "COINWARDEN_ALLOWED_USERS is empty: anyone can use this bot (each chat is isolated)"
+        )
+    try:
+        application = build_application(settings, core)
+        async with application:
+            await announce_commands(application)
+            updater = application.updater
+            assert updater is not None
+            if settings.webhook_url:
+                await updater.start_webhook(
+                    listen=settings.webhook_listen,
+                    port=settings.webhook_port,
+                    webhook_url=settings.webhook_url,
+                    secret_token=(
+                        settings.webhook_secret.get_secret_value()
+                        if settings.webhook_secret
+                        else None
+                    ),
+                    allowed_updates=Update.ALL_TYPES,
+                )
+            else:
+                await updater.start_polling(
+                    poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
+                )
+            await application.start()
+            log.info("Coinwarden is running")
+            try:
+                yield application
+            finally:
+                await updater.stop()
+                await application.stop()
+    finally:
+        await core.close()

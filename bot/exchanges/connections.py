@@ -1,0 +1,114 @@
+"""Connecting exchange accounts: check a key, store it encrypted, list and revoke.
+
+The Telegram layer calls this with plain values; every method is scoped by ``chat_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bot.exchanges.catalogue import Venue, get_venue
+from bot.exchanges.key_check import KeyAccepted, KeyCheck, check_key
+from bot.redaction import SecretRedactor
+from storage.activity import ActivityEntry, ActivityLog
+from storage.connections import ConnectionRecord, ConnectionRepository
+from storage.credentials import Credentials, KeyRole
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ConnectionPolicy:
+    max_per_chat: int
+    endpoints: Mapping[str, str]
+
+
+class ConnectionService:
+    def __init__(
+        self,
+        repository: ConnectionRepository,
+        activity: ActivityLog,
+        policy: ConnectionPolicy,
+        redactor: SecretRedactor,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._repo = repository
+        self._activity = activity
+        self._policy = policy
+        self._redactor = redactor
+        self._clock = clock
+
+    @property
+    def max_per_chat(self) -> int:
+        return self._policy.max_per_chat
+
+    def remember_secrets(self, *values: str | None) -> None:
+        """Every credential in memory is also known to the log redactor."""
+        self._redactor.add(*values)
+
+    async def check_key(self, venue: Venue, credentials: Credentials, sandbox: bool) -> KeyCheck:
+        self.remember_secrets(*credentials.secrets())
+        return await check_key(
+            venue, credentials, endpoint=self._policy.endpoints.get(venue.id), sandbox=sandbox
+        )
+
+    async def has_room(self, chat_id: int) -> bool:
+        return await self._repo.count(chat_id) < self._policy.max_per_chat
+
+    async def label_taken(self, chat_id: int, label: str) -> bool:
+        return await self._repo.find_by_label(chat_id, label) is not None
+
+    async def connect(
+        self,
+        chat_id: int,
+        *,
+        venue: Venue,
+        sandbox: bool,
+        label: str,
+        credentials: Credentials,
+        accepted: KeyAccepted,
+    ) -> ConnectionRecord:
+        """Store a key that passed the check (LabelTaken / ConnectionLimitReached on races)."""
+        now = self._clock()
+        record = await self._repo.add(
+            chat_id,
+            label=label,
+            venue=venue.id,
+            sandbox=sandbox,
+            role=KeyRole.READ,
+            credentials=credentials,
+            permissions=accepted.permissions.to_flags(),
+            limit=self._policy.max_per_chat,
+            now=now,
+        )
+        await self._activity.record(
+            record.id,
+            ActivityEntry(at=now, action="key check", outcome="ok", latency_ms=accepted.latency_ms),
+        )
+        return record
+
+    async def list(self, chat_id: int) -> list[ConnectionRecord]:
+        return await self._repo.list_for_chat(chat_id)
+
+    async def get(self, chat_id: int, connection_id: int) -> ConnectionRecord | None:
+        return await self._repo.get(chat_id, connection_id)
+
+    async def find(self, chat_id: int, label: str) -> ConnectionRecord | None:
+        return await self._repo.find_by_label(chat_id, label)
+
+    async def revoke(self, chat_id: int, connection_id: int) -> ConnectionRecord | None:
+        """Wipe the connection and its keys; None if the chat owns no such connection."""
+        record = await self._repo.get(chat_id, connection_id)
+        if record is None or not await self._repo.delete(chat_id, connection_id):
+            return None
+        return record
+
+    @staticmethod
+    def venue_of(record: ConnectionRecord) -> Venue:
+        return get_venue(record.venue)

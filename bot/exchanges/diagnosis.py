@@ -1,0 +1,104 @@
+"""Turn what an exchange said into a status and a fix the user can act on.
+
+Errors are values here: a `Diagnosis` is shown to the user, so its texts are ours, in plain
+words; the exchange's own message is kept short and only ever shown escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import ccxt.async_support as ccxt
+
+from storage.connections import ConnectionStatus
+
+EXCHANGE_MESSAGE_LIMIT = 160
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """``final`` errors (authentication) are never retried; the others may heal on their own."""
+
+    status: ConnectionStatus
+    cause: str
+    fix: str
+    final: bool
+    exchange_message: str | None = None
+
+
+def exchange_message(exc: BaseException) -> str | None:
+    """The venue's own error text, without ccxt's prefix, URLs or query strings."""
+    text = str(exc)
+    match = re.search(r"\{.*\}", text, re.DOTALL)
+    if match:
+        try:
+            body = json.loads(match.group(0))
+        except json.JSONDecodeError:
+            body = None
+        if isinstance(body, dict):
+            for key in ("msg", "message", "error", "retMsg"):
+                value = body.get(key)
+                if isinstance(value, str | list) and value:
+                    text = value if isinstance(value, str) else "; ".join(map(str, value))
+                    break
+    text = re.sub(r"https?://\S+", "", text).strip()
+    return text[:EXCHANGE_MESSAGE_LIMIT] or None
+
+
+SIGNATURE_HINTS = ("signature", "-1022", "invalid sign", "api-sign")
+IP_HINTS = ("ip ", "ip,", "whitelist", "ip address")
+
+
+def diagnose(exc: BaseException) -> Diagnosis:
+    """Map a ccxt exception to a Diagnosis; order matters (subclasses before parents)."""
+    said = exchange_message(exc)
+    lowered = str(exc).lower()
+    if isinstance(exc, ccxt.InvalidNonce):
+        return Diagnosis(
+            ConnectionStatus.ERROR,
+            "The exchange rejected the request time: this server's clock is off.",
+            "Sync the server clock (NTP); the connection heals by itself once it is right.",
+            final=False,
+            exchange_message=said,
+        )
+    if isinstance(exc, ccxt.AuthenticationError):
+        if any(hint in lowered for hint in SIGNATURE_HINTS):
+            cause = "The secret does not match this API key."
+            fix = (
+                "Copy the secret again from the exchange (it is shown only once) or make a new key."
+            )
+        elif isinstance(exc, ccxt.PermissionDenied):
+            cause = "The key lacks a permission this action needs, or this IP is not allowed."
+            fix = "Check the key's permissions and IP allow-list on the exchange."
+        else:
+            cause = "The exchange did not accept this API key: it is wrong, expired or deleted."
+            fix = (
+                "Check that you pasted the right key for this exchange; if it was deleted or "
+                "expired, create a new one. If the key is IP-restricted, allow this server's IP."
+            )
+        return Diagnosis(ConnectionStatus.REAUTH, cause, fix, final=True, exchange_message=said)
+    if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+        return Diagnosis(
+            ConnectionStatus.ERROR,
+            "The exchange is rate-limiting requests.",
+            "Nothing to do: Coinwarden backs off and tries again later.",
+            final=False,
+            exchange_message=said,
+        )
+    if isinstance(exc, ccxt.RequestTimeout | ccxt.ExchangeNotAvailable | ccxt.NetworkError):
+        return Diagnosis(
+            ConnectionStatus.ERROR,
+            "The exchange is unreachable or under maintenance.",
+            "Nothing to do: Coinwarden retries and the connection heals by itself.",
+            final=False,
+            exchange_message=said,
+        )
+    return Diagnosis(
+        ConnectionStatus.ERROR,
+        "The exchange answered with an error.",
+        "Try again in a minute; if it persists, check the key on the exchange.",
+        final=False,
+        exchange_message=said,
+    )

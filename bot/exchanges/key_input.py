@@ -1,0 +1,83 @@
+"""What we accept as a connection label, API key, secret or passphrase.
+
+Pasted values arrive with stray spaces and line breaks; those are stripped. Anything else odd is
+refused with a reason the user can act on (``InputProblem``), and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+LABEL_MAX = 32
+API_KEY_MAX = 256
+SECRET_MAX = 4096  # room for a PEM private key (Coinbase CDP keys)
+PASSPHRASE_MAX = 128
+MIN_CREDENTIAL = 8
+
+
+class InputProblem(ValueError):
+    """A friendly explanation of why the input was refused."""
+
+
+def clean_label(text: str) -> str:
+    label = " ".join(text.split())
+    if not label:
+        raise InputProblem("A label cannot be empty. Send a short name such as Main.")
+    if len(label) > LABEL_MAX:
+        raise InputProblem(f"That label is too long: keep it to {LABEL_MAX} characters or fewer.")
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in label):
+        raise InputProblem("That label has invisible control characters. Send plain text.")
+    return label
+
+
+_CREDENTIAL = re.compile(r"^[\x21-\x7e]+$")
+
+
+def clean_credential(text: str, what: str, *, max_length: int, allow_spaces: bool = False) -> str:
+    """Strip what a paste adds around a value; refuse inner whitespace and non-ASCII."""
+    value = text.strip()
+    if not value:
+        raise InputProblem(f"That {what} is empty. Paste it again.")
+    if len(value) > max_length:
+        raise InputProblem(
+            f"That is too long for a {what} ({len(value)} characters). Paste only the {what}."
+        )
+    if not allow_spaces and not _CREDENTIAL.match(value):
+        raise InputProblem(
+            f"A {what} has no spaces, line breaks or special characters. Paste only the {what}."
+        )
+    if len(value) < MIN_CREDENTIAL:
+        raise InputProblem(f"That is too short for a {what}. Paste the whole {what}.")
+    return value
+
+
+def clean_api_key(text: str) -> str:
+    return clean_credential(text, "API key", max_length=API_KEY_MAX)
+
+
+def clean_secret(text: str) -> str:
+    return clean_credential(text, "secret", max_length=SECRET_MAX)
+
+
+def clean_passphrase(text: str) -> str:
+    value = text.strip()
+    if not value or len(value) > PASSPHRASE_MAX:
+        raise InputProblem(f"A passphrase has 1 to {PASSPHRASE_MAX} characters. Paste it again.")
+    return value
+
+
+_SECRET_LIKE = re.compile(r"^[A-Za-z0-9+/=_\-]{24,}$")
+
+
+def looks_like_secret(text: str) -> bool:
+    """A single long token of key-ish characters with letters and digits: probably a key."""
+    value = text.strip()
+    return (
+        bool(
+            _SECRET_LIKE.match(value)
+            and any(ch.isdigit() for ch in value)
+            and any(ch.isalpha() for ch in value)
+        )
+        or "PRIVATE KEY-----" in value
+    )

@@ -1,0 +1,70 @@
+"""Who may talk to the bot, where keys may be entered, and deleting messages that carry secrets."""
+
+from __future__ import annotations
+
+import logging
+
+from telegram import Chat, Message, Update
+from telegram.constants import ChatType
+from telegram.error import TelegramError
+from telegram.ext import ApplicationHandlerStop, ContextTypes
+
+from bot.exchanges.key_input import looks_like_secret
+from bot.handlers.context import services
+
+log = logging.getLogger(__name__)
+
+
+def is_private(chat: Chat | None) -> bool:
+    return chat is not None and chat.type == ChatType.PRIVATE
+
+
+async def gate_allowed_users(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Runs before every handler: with an allow-list set, everyone else is turned away."""
+    allowed = services(context).allowed_users
+    user = update.effective_user
+    if not allowed or (user is not None and user.id in allowed):
+        return
+    if update.callback_query is not None:
+        await update.callback_query.answer("This bot is private.")
+    elif update.effective_message is not None and is_private(update.effective_chat):
+        await update.effective_message.reply_text(
+            "Sorry, this Coinwarden bot is private. You can run your own: it is self-hosted."
+        )
+    raise ApplicationHandlerStop
+
+
+async def delete_secret_message(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Delete a message that carries a secret; if Telegram refuses, ask the user to do it."""
+    try:
+        await message.delete()
+        return True
+    except TelegramError as exc:
+        log.warning("could not delete a message carrying a secret: %s", exc.message)
+    await context.bot.send_message(
+        message.chat_id,
+        "⚠️ I could not delete your message with the secret. Please delete it yourself now "
+        "(long-press it → Delete).",
+    )
+    return False
+
+
+GROUP_SECRET_WARNING = (
+    "⚠️ That looked like an API key or secret. Never paste keys in a group: {action} "
+    "revoke that key on the exchange and connect a new one with me in a private chat."
+)
+
+
+async def guard_group_secrets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In groups, a message that looks like a key is deleted where possible and warned about."""
+    message = update.effective_message
+    if message is None or message.text is None or is_private(update.effective_chat):
+        return
+    if not looks_like_secret(message.text):
+        return
+    try:
+        await message.delete()
+        action = "I deleted it, but everyone here may have seen it, so"
+    except TelegramError:
+        action = "delete that message now, then"
+    await context.bot.send_message(message.chat_id, GROUP_SECRET_WARNING.format(action=action))

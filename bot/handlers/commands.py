@@ -1,0 +1,29 @@
+"""The command list: one source for setMyCommands and /help."""
+
+from __future__ import annotations
+
+from telegram import BotCommand
+
+COMMANDS: tuple[tuple[str, str], ...] = (
+    ("start", "What Coinwarden does and how it keeps your keys safe"),
+    ("connect", "Connect an exchange account with an API key"),
+    ("connections", "Your connected accounts and their status"),
+    ("revoke", "Disconnect an account and wipe its keys: /revoke [label]"),
+    ("cancel", "Stop what you are doing; nothing half-entered is kept"),
+    ("help", "All commands"),
+)
+
+
+def bot_commands() -> list[BotCommand]:
+    return [BotCommand(name, description) for name, description in COMMANDS]
+
+
+def help_text() -> str:
+    lines = ["<b>Commands</b>"]
+    lines += [f"/{name} — {description}" for name, description in COMMANDS]
+    lines += [
+        "",
+        "Keys are accepted only in this private chat. Messages that carry a key or secret are "
+        "deleted at once, and keys that can withdraw are refused.",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,333 @@
+"""/connect: pick venue → label → API key → secret → passphrase (if needed) → check → card.
+
+Half-entered credentials live only in ``user_data`` (memory, never persisted) and are dropped on
+completion, /cancel and timeout. Every message that may carry a secret is deleted first thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ParseMode
+from telegram.ext import (
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.exchanges.catalogue import VENUES, Venue
+from bot.exchanges.key_check import KeyAccepted, KeyRefused, KeyRejected
+from bot.exchanges.key_input import (
+    InputProblem,
+    clean_api_key,
+    clean_label,
+    clean_passphrase,
+    clean_secret,
+)
+from bot.handlers.access import delete_secret_message, is_private
+from bot.handlers.context import services
+from bot.handlers.render import (
+    connected_card,
+    diagnosis_text,
+    esc,
+    refused_withdraw,
+    venue_title,
+)
+from storage.connections import ConnectionLimitReached, LabelTaken
+from storage.credentials import Credentials
+
+PICK_VENUE, LABEL, API_KEY, SECRET, PASSPHRASE = range(5)
+DRAFT = "connect.draft"
+TIMEOUT_SECONDS = 600
+HTML = ParseMode.HTML
+
+
+@dataclass
+class Draft:
+    """What the user has entered so far; ``repr`` shows no secret."""
+
+    picker_message_id: int
+    venue: Venue | None = None
+    sandbox: bool = False
+    label: str | None = None
+    api_key: str | None = None
+    secret: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Draft(venue={self.venue and self.venue.id}, label={self.label!r})"
+
+
+def _draft(context: ContextTypes.DEFAULT_TYPE) -> Draft | None:
+    found = (context.user_data or {}).get(DRAFT)
+    return found if isinstance(found, Draft) else None
+
+
+def _forget(context: ContextTypes.DEFAULT_TYPE) -> None:
+    if context.user_data is not None:
+        context.user_data.pop(DRAFT, None)
+
+
+def venue_picker() -> InlineKeyboardMarkup:
+    rows = []
+    for venue in VENUES.values():
+        row = [InlineKeyboardButton(venue.name, callback_data=f"cv:{venue.id}")]
+        if venue.has_testnet:
+            row.append(InlineKeyboardButton("testnet", callback_data=f"cv:{venue.id}:t"))
+        rows.append(row)
+    rows.append([InlineKeyboardButton("Cancel", callback_data="cx")])
+    return InlineKeyboardMarkup(rows)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    message = cast(Message, update.effective_message)
+    if not is_private(update.effective_chat):
+        await message.reply_text(
+            "🔒 For your safety I only accept API keys in a private chat. "
+            "Open a private chat with me and send /connect there."
+        )
+        return ConversationHandler.END
+    connections = services(context).connections
+    if not await connections.has_room(message.chat_id):
+        await message.reply_text(
+            f"You already have {connections.max_per_chat} connections, the most one chat can "
+            "hold. Revoke one with /revoke first."
+        )
+        return ConversationHandler.END
+    picker = await message.reply_text(
+        "Which exchange do you want to connect?\n\n"
+        "Tip: create a <b>read-only</b> key with withdrawals <b>disabled</b>; "
+        "I refuse keys that can withdraw.",
+        parse_mode=HTML,
+        reply_markup=venue_picker(),
+    )
+    _forget(context)
+    cast(dict, context.user_data)[DRAFT] = Draft(picker_message_id=picker.message_id)
+    return PICK_VENUE
+
+
+async def pick_venue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    query = update.callback_query
+    assert query is not None and query.message is not None
+    draft = _draft(context)
+    parts = (query.data or "").split(":")
+    venue = VENUES.get(parts[1]) if len(parts) in (2, 3) else None
+    if draft is None or query.message.message_id != draft.picker_message_id or venue is None:
+        await query.answer("This button has expired. Send /connect to start again.")
+        return PICK_VENUE
+    await query.answer()
+    draft.venue, draft.sandbox = venue, len(parts) == 3 and venue.has_testnet
+    await query.edit_message_text(
+        f"<b>{esc(venue_title(venue, draft.sandbox))}</b>\n\n"
+        "Send a short label for this account, e.g. <i>Main</i> or <i>Long-term</i> "
+        "(up to 32 characters).\n/cancel stops at any time.",
+        parse_mode=HTML,
+    )
+    return LABEL
+
+
+async def receive_label(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    message = cast(Message, update.effective_message)
+    draft = _draft(context)
+    if draft is None or draft.venue is None:
+        return ConversationHandler.END
+    try:
+        label = clean_label(message.text or "")
+    except InputProblem as problem:
+        await message.reply_text(f"{problem} Send the label again.")
+        return LABEL
+    if await services(context).connections.label_taken(message.chat_id, label):
+        await message.reply_text(
+            f"You already have a connection called <b>{esc(label)}</b>. Send another label.",
+            parse_mode=HTML,
+        )
+        return LABEL
+    draft.label = label
+    await message.reply_text(
+        f"Label: <b>{esc(label)}</b>\n\n"
+        f"Now paste the <b>{esc(draft.venue.key_label)}</b>. "
+        "I delete your message as soon as it arrives.\n\n"
+        f"💡 {draft.venue.safe_key_howto}",
+        parse_mode=HTML,
+    )
+    return API_KEY
+
+
+async def receive_api_key(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    message = cast(Message, update.effective_message)
+    draft = _draft(context)
+    services(context).connections.remember_secrets((message.text or "").strip())
+    await delete_secret_message(message, context)
+    if draft is None or draft.venue is None:
+        return ConversationHandler.END
+    try:
+        draft.api_key = clean_api_key(message.text or "")
+    except InputProblem as problem:
+        await context.bot.send_message(message.chat_id, f"{problem}")
+        return API_KEY
+    await context.bot.send_message(
+        message.chat_id,
+        f"🔑 Got the {esc(draft.venue.key_label)} and deleted your message.\n"
+        f"Now paste the <b>{esc(draft.venue.secret_label)}</b>.",
+        parse_mode=HTML,
+    )
+    return SECRET
+
+
+async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    message = cast(Message, update.effective_message)
+    draft = _draft(context)
+    services(context).connections.remember_secrets((message.text or "").strip())
+    await delete_secret_message(message, context)
+    if draft is None or draft.venue is None:
+        return ConversationHandler.END
+    try:
+        draft.secret = clean_secret(message.text or "")
+    except InputProblem as problem:
+        await context.bot.send_message(message.chat_id, f"{problem}")
+        return SECRET
+    if draft.venue.needs_passphrase:
+        await context.bot.send_message(
+            message.chat_id,
+            f"🔑 Got the {esc(draft.venue.secret_label)} and deleted your message.\n"
+            f"Now paste the <b>{esc(draft.venue.passphrase_label)}</b> you chose for this key.",
+            parse_mode=HTML,
+        )
+        return PASSPHRASE
+    return await _check_and_store(message.chat_id, context, draft, passphrase=None)
+
+
+async def receive_passphrase(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    message = cast(Message, update.effective_message)
+    draft = _draft(context)
+    services(context).connections.remember_secrets((message.text or "").strip())
+    await delete_secret_message(message, context)
+    if draft is None or draft.venue is None:
+        return ConversationHandler.END
+    try:
+        passphrase = clean_passphrase(message.text or "")
+    except InputProblem as problem:
+        await context.bot.send_message(message.chat_id, f"{problem}")
+        return PASSPHRASE
+    return await _check_and_store(message.chat_id, context, draft, passphrase=passphrase)
+
+
+async def _check_and_store(
+    chat_id: int, context: ContextTypes.DEFAULT_TYPE, draft: Draft, passphrase: str | None
+) -> int:
+    _forget(context)
+    venue, label = draft.venue, draft.label
+    assert venue is not None and label is not None and draft.api_key and draft.secret
+    credentials = Credentials(draft.api_key, draft.secret, passphrase)
+    connections = services(context).connections
+    status = await context.bot.send_message(
+        chat_id, f"🔎 Checking the key with {esc(venue.name)}…", parse_mode=HTML
+    )
+    result = await connections.check_key(venue, credentials, draft.sandbox)
+    if isinstance(result, KeyRefused):
+        text = refused_withdraw(venue, result.permissions)
+    elif isinstance(result, KeyRejected):
+        text = diagnosis_text(
+            "The key did not pass the check. Nothing was stored.", result.diagnosis
+        )
+        text += "\n\nSend /connect to try again."
+    else:
+        text = await _store(chat_id, context, draft, credentials, result)
+    await status.edit_text(text, parse_mode=HTML, disable_web_page_preview=True)
+    return ConversationHandler.END
+
+
+async def _store(
+    chat_id: int,
+    context: ContextTypes.DEFAULT_TYPE,
+    draft: Draft,
+    credentials: Credentials,
+    accepted: KeyAccepted,
+) -> str:
+    assert draft.venue is not None and draft.label is not None
+    hs = services(context)
+    try:
+        record = await hs.connections.connect(
+            chat_id,
+            venue=draft.venue,
+            sandbox=draft.sandbox,
+            label=draft.label,
+            credentials=credentials,
+            accepted=accepted,
+        )
+    except LabelTaken:
+        return (
+            f"A connection called <b>{esc(draft.label)}</b> was added meanwhile, so nothing was "
+            "stored. Send /connect and choose another label."
+        )
+    except ConnectionLimitReached:
+        return "This chat reached its connection limit meanwhile, so nothing was stored."
+    return connected_card(record, draft.venue, accepted.permissions, hs.outbound_ips)
+
+
+async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
+    """Non-text where a secret is expected: deleted too (it may be a screenshot of the key)."""
+    message = cast(Message, update.effective_message)
+    if message.caption:
+        services(context).connections.remember_secrets(message.caption.strip())
+    await delete_secret_message(message, context)
+    await context.bot.send_message(
+        message.chat_id, "Please send it as a plain text message (or /cancel)."
+    )
+    return None
+
+
+async def not_text_label(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
+    message = cast(Message, update.effective_message)
+    await message.reply_text("Please send the label as a text message (or /cancel).")
+    return None
+
+
+async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    _forget(context)
+    text = "Cancelled. Nothing was stored, and anything you entered is forgotten."
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+        await query.edit_message_text(text)
+    elif update.effective_message is not None:
+        await update.effective_message.reply_text(text)
+    return ConversationHandler.END
+
+
+async def timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    _forget(context)
+    if update.effective_chat is not None:
+        await context.bot.send_message(
+            update.effective_chat.id,
+            "⌛ /connect timed out after 10 minutes. Nothing was stored; "
+            "send /connect to start over.",
+        )
+
+
+def handler() -> ConversationHandler:
+    text = filters.TEXT & ~filters.COMMAND
+    other = ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL
+    return ConversationHandler(
+        entry_points=[CommandHandler("connect", start)],
+        states={
+            PICK_VENUE: [CallbackQueryHandler(pick_venue, pattern=r"^cv:")],
+            LABEL: [MessageHandler(text, receive_label), MessageHandler(other, not_text_label)],
+            API_KEY: [MessageHandler(text, receive_api_key), MessageHandler(other, not_text)],
+            SECRET: [MessageHandler(text, receive_secret), MessageHandler(other, not_text)],
+            PASSPHRASE: [MessageHandler(text, receive_passphrase), MessageHandler(other, not_text)],
+            ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
+        },
+        fallbacks=[
+            CommandHandler("cancel", cancel),
+            CallbackQueryHandler(cancel, pattern=r"^cx$"),
+        ],
+        allow_reentry=True,
+        conversation_timeout=TIMEOUT_SECONDS,
+        name="connect",
+    )

@@ -1,0 +1,29 @@
+"""/connections: one card per connected account, each with its buttons."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from telegram import Message, Update
+from telegram.constants import ParseMode
+from telegram.ext import CommandHandler, ContextTypes
+
+from bot.exchanges.connections import ConnectionService, utc_now
+from bot.handlers.context import services
+from bot.handlers.render import connection_card
+
+
+async def list_connections(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    message = cast(Message, update.effective_message)
+    records = await services(context).connections.list(message.chat_id)
+    if not records:
+        await message.reply_text("No exchange accounts connected yet. Send /connect to add one.")
+        return
+    now = utc_now()
+    for record in records:
+        text, keyboard = connection_card(record, ConnectionService.venue_of(record), now)
+        await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)
+
+
+def handler() -> CommandHandler[ContextTypes.DEFAULT_TYPE, None]:
+    return CommandHandler("connections", list_connections)

@@ -1,0 +1,25 @@
+"""What a handler can reach: the domain services, put in ``bot_data`` by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from telegram.ext import ContextTypes
+
+from bot.exchanges.connections import ConnectionService
+
+SERVICES_KEY = "coinwarden.services"
+
+
+@dataclass(frozen=True)
+class HandlerServices:
+    connections: ConnectionService
+    outbound_ips: Sequence[str]
+    allowed_users: frozenset[int]
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> HandlerServices:
+    found = context.bot_data[SERVICES_KEY]
+    assert isinstance(found, HandlerServices)
+    return found

@@ -1,0 +1,53 @@
+"""/start, /help, a stray /cancel, and buttons whose flow has ended."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from telegram import CallbackQuery, Message, Update
+from telegram.constants import ParseMode
+from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from bot.handlers.commands import help_text
+
+WELCOME = (
+    "👋 <b>Coinwarden</b> keeps an eye on your exchange accounts from this chat.\n\n"
+    "• /connect an exchange with an API key, then see it in /connections.\n"
+    "• Keys that can <b>withdraw</b> are refused: I never need to move your money out.\n"
+    "• Keys are encrypted (AES-256-GCM) and bound to this chat; no other chat can see or use "
+    "them.\n"
+    "• Messages that carry a key or secret are deleted the moment they arrive.\n"
+    "• /revoke wipes a key from here at once.\n\n"
+    "Send /help for every command."
+)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await cast(Message, update.effective_message).reply_text(WELCOME, parse_mode=ParseMode.HTML)
+
+
+async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await cast(Message, update.effective_message).reply_text(help_text(), parse_mode=ParseMode.HTML)
+
+
+async def nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await cast(Message, update.effective_message).reply_text("There is nothing to cancel.")
+
+
+async def expired_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A button from a finished flow or an old message: say so, change nothing."""
+    await cast(CallbackQuery, update.callback_query).answer(
+        "This button has expired. Send the command again."
+    )
+
+
+def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
+    return [
+        CommandHandler("start", start),
+        CommandHandler("help", help_command),
+        CommandHandler("cancel", nothing_to_cancel),
+    ]
+
+
+def expired_handler() -> CallbackQueryHandler[ContextTypes.DEFAULT_TYPE, None]:
+    return CallbackQueryHandler(expired_button)
