@@ -1,0 +1,73 @@
+"""Settings: the defaults of DESIGN.md, and one clear line naming the variable when wrong."""
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in list(__import__("os").environ):
+        if name.startswith("COINWARDEN_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.telegram_api_url == "https://api.telegram.org/bot"
+    assert settings.data_dir == Path("data")
+    assert settings.effective_database_url == "sqlite+aiosqlite:///data/coinwarden.db"
+    assert settings.health_check_seconds == 60
+    assert settings.max_connections_per_chat == 10
+    assert settings.exchange_endpoints == {} and settings.allowed_users == []
+
+
+def test_lists_and_json_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COINWARDEN_ALLOWED_USERS", "1001, 2002")
+    monkeypatch.setenv("COINWARDEN_OUTBOUND_IPS", "203.0.113.5,203.0.113.6")
+    monkeypatch.setenv("COINWARDEN_EXCHANGE_ENDPOINTS", '{"binance": "http://127.0.0.1:8081"}')
+    settings = load_settings()
+    assert settings.allowed_users == [1001, 2002]
+    assert settings.outbound_ips == ["203.0.113.5", "203.0.113.6"]
+    assert settings.exchange_endpoints == {"binance": "http://127.0.0.1:8081"}
+
+
+def test_dotenv_is_read(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("COINWARDEN_MAX_CONNECTIONS_PER_CHAT=3\n")
+    assert load_settings().max_connections_per_chat == 3
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("COINWARDEN_EXCHANGE_ENDPOINTS", "{not json"),
+        ("COINWARDEN_EXCHANGE_ENDPOINTS", '["binance"]'),
+        ("COINWARDEN_EXCHANGE_ENDPOINTS", '{"binance": "ftp://x"}'),
+        ("COINWARDEN_ALLOWED_USERS", "alice"),
+        ("COINWARDEN_HEALTH_CHECK_SECONDS", "0"),
+        ("COINWARDEN_LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_bad_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(variable + ":") and "\n" not in message
+
+
+def test_a_missing_token_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="COINWARDEN_TELEGRAM_TOKEN"):
+        load_settings().require_token()
+
+
+def test_an_unwritable_data_dir_names_the_variable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match="COINWARDEN_DATA_DIR"):
+        load_settings(data_dir=blocker / "sub").ensure_data_dir()

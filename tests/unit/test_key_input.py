@@ -1,0 +1,55 @@
+"""What we accept from a paste: stripped, bounded, and refused with a reason otherwise."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.exchanges.key_input import (
+    InputProblem,
+    clean_api_key,
+    clean_label,
+    clean_secret,
+    looks_like_secret,
+)
+
+
+def test_whitespace_and_line_breaks_around_a_paste_are_stripped() -> None:
+    assert clean_api_key("  \n abcdEFGH12345678 \n\t") == "abcdEFGH12345678"
+    assert clean_secret("\nsecretSECRET987654\n") == "secretSECRET987654"
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "two words here", "short", "x" * 300, "ключ12345678"])
+def test_bad_api_keys_are_refused(bad: str) -> None:
+    with pytest.raises(InputProblem):
+        clean_api_key(bad)
+
+
+def test_labels_keep_html_and_emoji_but_not_control_characters() -> None:
+    assert clean_label("  <b>Main</b> & 🚀  ") == "<b>Main</b> & 🚀"
+    with pytest.raises(InputProblem):
+        clean_label("bad\u200elabel")
+    with pytest.raises(InputProblem):
+        clean_label("x" * 33)
+
+
+@given(st.text(max_size=200))
+def test_clean_label_never_crashes_and_bounds_its_output(text: str) -> None:
+    try:
+        label = clean_label(text)
+    except InputProblem:
+        return
+    assert 0 < len(label) <= 32 and label == label.strip()
+
+
+@given(st.text(max_size=400))
+def test_clean_api_key_output_is_printable_ascii(text: str) -> None:
+    try:
+        key = clean_api_key(text)
+    except InputProblem:
+        return
+    assert key.isascii() and " " not in key and 8 <= len(key) <= 256
+
+
+def test_looks_like_secret() -> None:
+    assert looks_like_secret("vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A")
+    assert not looks_like_secret("hello everyone, what do you think about BTC today?")
