@@ -103,6 +103,7 @@ async def announce_commands(application: Application) -> None:
 @asynccontextmanager
 async def running_bot(settings: Settings) -> AsyncIterator[Application]:
     """Start polling (or the webhook) and yield the running Application; stop cleanly after."""
+    REDACTOR.install()  # whoever runs the bot, its logs are scrubbed
     core = await open_core(settings)
     if not settings.allowed_users:
         log.warning(

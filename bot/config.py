@@ -30,7 +30,11 @@ class Settings(BaseSettings):
     """Every variable is documented in `.env.example`."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", hide_input_in_errors=True
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_ignore_empty=True,
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     telegram_token: SecretStr | None = None

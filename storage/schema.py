@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -16,6 +19,28 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, also on SQLite (which stores datetimes without a zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous: pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = MetaData(
     naming_convention={
@@ -30,7 +55,7 @@ chats = Table(
     "chats",
     metadata,
     Column("id", BigInteger, primary_key=True, autoincrement=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Column("paused", Boolean, nullable=False, server_default="0"),
 )
 
@@ -54,23 +79,23 @@ connections = Table(
     Column("sandbox", Boolean, nullable=False, server_default="0"),
     Column("status", String(16), nullable=False),
     Column("status_detail", Text, nullable=True),
-    Column("status_at", DateTime(timezone=True), nullable=False),
+    Column("status_at", UTCDateTime(), nullable=False),
     Column("read_permissions", String(200), nullable=True),
     Column("read_key_mask", String(16), nullable=True),
-    Column("read_key_added_at", DateTime(timezone=True), nullable=True),
+    Column("read_key_added_at", UTCDateTime(), nullable=True),
     Column("read_api_key", Text, nullable=True),
     Column("read_secret", Text, nullable=True),
     Column("read_passphrase", Text, nullable=True),
     Column("trade_permissions", String(200), nullable=True),
     Column("trade_key_mask", String(16), nullable=True),
-    Column("trade_key_added_at", DateTime(timezone=True), nullable=True),
+    Column("trade_key_added_at", UTCDateTime(), nullable=True),
     Column("trade_api_key", Text, nullable=True),
     Column("trade_secret", Text, nullable=True),
     Column("trade_passphrase", Text, nullable=True),
-    Column("last_sync_at", DateTime(timezone=True), nullable=True),
-    Column("last_ok_at", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("last_sync_at", UTCDateTime(), nullable=True),
+    Column("last_ok_at", UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("chat_id", "label", name="uq_connections_chat_label"),
 )
 
@@ -84,7 +109,7 @@ activity = Table(
         ForeignKey("connections.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("action", String(64), nullable=False),
     Column("endpoint", String(200), nullable=True),
     Column("http_status", Integer, nullable=True),

@@ -41,8 +41,14 @@ VENUES: dict[str, Venue] = {
                 "key), leave “Enable Withdrawals” and “Enable Internal Transfer” off, and "
                 "restrict access to trusted IPs."
             ),
+            # Currencies and margin pairs are signed calls we do not need: skip them.
             ccxt_options=MappingProxyType(
-                {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}
+                {
+                    "defaultType": "spot",
+                    "fetchMarkets": {"types": ["spot"]},
+                    "fetchCurrencies": False,
+                    "fetchMargins": False,
+                }
             ),
         ),
     )

@@ -87,7 +87,8 @@ def diagnose(exc: BaseException) -> Diagnosis:
             final=False,
             exchange_message=said,
         )
-    if isinstance(exc, ccxt.RequestTimeout | ccxt.ExchangeNotAvailable | ccxt.NetworkError):
+    # OperationFailed is the parent of NetworkError; Binance's -1000 (500) lands there too.
+    if isinstance(exc, ccxt.OperationFailed):
         return Diagnosis(
             ConnectionStatus.ERROR,
             "The exchange is unreachable or under maintenance.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from telegram import Chat, Message, Update
+from telegram import Chat, ChatMemberAdministrator, ChatMemberOwner, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
@@ -49,6 +49,17 @@ async def delete_secret_message(message: Message, context: ContextTypes.DEFAULT_
     return False
 
 
+async def _can_delete_in(chat_id: int, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Only admins with the right may delete others' messages; ask rather than fail."""
+    try:
+        member = await context.bot.get_chat_member(chat_id, context.bot.id)
+    except TelegramError:
+        return False
+    return isinstance(member, ChatMemberOwner) or (
+        isinstance(member, ChatMemberAdministrator) and member.can_delete_messages
+    )
+
+
 GROUP_SECRET_WARNING = (
     "⚠️ That looked like an API key or secret. Never paste keys in a group: {action} "
     "revoke that key on the exchange and connect a new one with me in a private chat."
@@ -62,9 +73,11 @@ async def guard_group_secrets(update: Update, context: ContextTypes.DEFAULT_TYPE
         return
     if not looks_like_secret(message.text):
         return
-    try:
-        await message.delete()
-        action = "I deleted it, but everyone here may have seen it, so"
-    except TelegramError:
-        action = "delete that message now, then"
+    action = "delete that message now, then"
+    if await _can_delete_in(message.chat_id, context):
+        try:
+            await message.delete()
+            action = "I deleted it, but everyone here may have seen it, so"
+        except TelegramError as exc:
+            log.warning("could not delete a key pasted in a group: %s", exc.message)
     await context.bot.send_message(message.chat_id, GROUP_SECRET_WARNING.format(action=action))

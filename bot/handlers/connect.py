@@ -6,6 +6,7 @@ completion, /cancel and timeout. Every message that may carry a secret is delete
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import cast
 
@@ -20,6 +21,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.warnings import PTBUserWarning
 
 from bot.exchanges.catalogue import VENUES, Venue
 from bot.exchanges.key_check import KeyAccepted, KeyRefused, KeyRejected
@@ -313,6 +315,13 @@ async def timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 def handler() -> ConversationHandler:
     text = filters.TEXT & ~filters.COMMAND
     other = ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL
+    with warnings.catch_warnings():
+        # Tracking per chat (not per message) is deliberate: pick_venue checks the message id.
+        warnings.filterwarnings("ignore", message=".*per_message=False.*", category=PTBUserWarning)
+        return _conversation(text, other)
+
+
+def _conversation(text: filters.BaseFilter, other: filters.BaseFilter) -> ConversationHandler:
     return ConversationHandler(
         entry_points=[CommandHandler("connect", start)],
         states={

@@ -16,6 +16,8 @@ from bot.exchanges.diagnosis import Diagnosis
 from bot.exchanges.permissions import PermissionSummary
 from storage.connections import ConnectionRecord, ConnectionStatus
 
+EXPIRED_BUTTON = "This button has expired. Send the command again."
+
 
 def esc(text: object) -> str:
     return html.escape(str(text), quote=False)

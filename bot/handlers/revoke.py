@@ -14,7 +14,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.exchanges.connections import ConnectionService
 from bot.handlers.context import services
-from bot.handlers.render import esc, venue_title
+from bot.handlers.render import EXPIRED_BUTTON, esc, venue_title
 from storage.connections import ConnectionRecord
 
 HTML = ParseMode.HTML
@@ -69,7 +69,7 @@ async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     match = CALLBACK.match(query.data or "")
     chat = update.effective_chat
     if match is None or chat is None:
-        await query.answer("This button has expired.")
+        await query.answer(EXPIRED_BUTTON)
         return
     action, connection_id = match.group(1), int(match.group(2))
     connections = services(context).connections

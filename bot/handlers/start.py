@@ -9,6 +9,7 @@ from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.handlers.commands import help_text
+from bot.handlers.render import EXPIRED_BUTTON
 
 WELCOME = (
     "👋 <b>Coinwarden</b> keeps an eye on your exchange accounts from this chat.\n\n"
@@ -36,9 +37,7 @@ async def nothing_to_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 async def expired_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A button from a finished flow or an old message: say so, change nothing."""
-    await cast(CallbackQuery, update.callback_query).answer(
-        "This button has expired. Send the command again."
-    )
+    await cast(CallbackQuery, update.callback_query).answer(EXPIRED_BUTTON)
 
 
 def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:

@@ -7,14 +7,6 @@ import pytest
 from bot.config import ConfigError, load_settings
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in list(__import__("os").environ):
-        if name.startswith("COINWARDEN_"):
-            monkeypatch.delenv(name)
-
-
 def test_defaults() -> None:
     settings = load_settings()
     assert settings.telegram_api_url == "https://api.telegram.org/bot"
@@ -35,9 +27,13 @@ def test_lists_and_json_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.exchange_endpoints == {"binance": "http://127.0.0.1:8081"}
 
 
-def test_dotenv_is_read(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text("COINWARDEN_MAX_CONNECTIONS_PER_CHAT=3\n")
-    assert load_settings().max_connections_per_chat == 3
+def test_dotenv_is_read_and_empty_values_mean_default(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "COINWARDEN_MAX_CONNECTIONS_PER_CHAT=3\nCOINWARDEN_MASTER_KEY_FILE=\n"
+    )
+    settings = load_settings()
+    assert settings.max_connections_per_chat == 3
+    assert settings.master_key_file is None
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,519 @@
+"""A local Binance spot API that checks requests the way Binance does.
+
+Signed endpoints need ``X-MBX-APIKEY`` and an HMAC-SHA256 hex ``signature`` over the total params
+(query string followed directly by the url-encoded body), a ``timestamp`` inside ``recvWindow`` of
+the server clock, and a key allowed from the caller's IP. Every refusal uses Binance's own code,
+message and HTTP status, so ccxt maps it to the exception class it raises against Binance.
+Markets are the recorded exchangeInfo entries from ccxt's static test data. HMAC keys only (no
+Ed25519/RSA).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from bot.sandbox.exchanges.base import (
+    DEMO_PRICES,
+    Balance,
+    KeyRecord,
+    Permission,
+    PriceStats,
+    PublicHandler,
+    VenueError,
+    VenueServer,
+)
+
+DEFAULT_RECV_WINDOW_MS = 5000
+MAX_RECV_WINDOW_MS = 60000
+_FUTURE_TOLERANCE_MS = 1000
+_TRADING_AUTHORITY_MS = 90 * 24 * 3600 * 1000
+
+RATE_LIMITS = [
+    {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+    {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+    {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+    {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+]
+
+_NOT_FOUND_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Binance</title></head>"
+    '<body><div class="info"><h3>404 Not Found</h3>'
+    "<p>Sorry! The page you're looking for cannot be found.</p></div></body></html>"
+)
+
+_EVM = "^(0x)[0-9A-Fa-f]{40}$"
+_TRON = "^T[1-9A-HJ-NP-Za-km-z]{33}$"
+_BTC = "^[13][a-km-zA-HJ-NP-Z1-9]{25,34}$|^(bc1)[0-9A-Za-z]{39,59}$"
+_ADA = "^(([0-9A-Za-z]{57,59})|([0-9A-Za-z]{100,104}))$"
+_LTC = "^(L|M|3)[A-Za-z0-9]{33}$|^(ltc1)[0-9A-Za-z]{39}$"
+_XRP = "^r[1-9A-HJ-NP-Za-km-z]{25,34}$"
+_DOGE = "^(D|A|9)[a-km-zA-HJ-NP-Z1-9]{33,34}$"
+_BEP20 = "BNB Smart Chain (BEP20)"
+
+
+@dataclass(frozen=True)
+class Network:
+    """One withdrawal network of a coin, as ``capital/config/getall`` lists it."""
+
+    network: str
+    name: str
+    withdraw_fee: str
+    withdraw_min: str
+    address_regex: str
+    min_confirm: int
+
+
+#: Names and networks of the recorded markets' assets (fees of the order Binance charges).
+COINS: Mapping[str, tuple[str, tuple[Network, ...]]] = {
+    "BTC": (
+        "Bitcoin",
+        (
+            Network("BTC", "Bitcoin", "0.00002", "0.0001", _BTC, 1),
+            Network("BSC", _BEP20, "0.0000035", "0.000007", _EVM, 15),
+        ),
+    ),
+    "ETH": (
+        "Ethereum",
+        (
+            Network("ETH", "Ethereum (ERC20)", "0.00064", "0.0013", _EVM, 64),
+            Network("ARBITRUM", "Arbitrum One", "0.00004", "0.0002", _EVM, 120),
+            Network("BSC", _BEP20, "0.000034", "0.000068", _EVM, 15),
+        ),
+    ),
+    "USDT": (
+        "TetherUS",
+        (
+            Network("ETH", "Ethereum (ERC20)", "2.5", "5", _EVM, 64),
+            Network("TRX", "Tron (TRC20)", "1", "10", _TRON, 1),
+            Network("BSC", _BEP20, "0.01", "0.02", _EVM, 15),
+        ),
+    ),
+    "ADA": ("Cardano", (Network("ADA", "Cardano", "0.8", "1.6", _ADA, 30),)),
+    "LTC": ("Litecoin", (Network("LTC", "Litecoin", "0.0001", "0.002", _LTC, 3),)),
+    "XRP": ("Ripple", (Network("XRP", "Ripple", "0.2", "0.4", _XRP, 1),)),
+    "DOGE": ("Dogecoin", (Network("DOGE", "DogeCoin", "4", "25", _DOGE, 50),)),
+    "TRX": ("TRON", (Network("TRX", "Tron (TRC20)", "1", "10", _TRON, 1),)),
+}
+
+
+@dataclass(frozen=True)
+class SpotMarket:
+    """One spot market: ``info`` is the raw exchangeInfo symbol entry as Binance sends it."""
+
+    symbol: str
+    id: str
+    base: str
+    quote: str
+    tick: Decimal
+    step: Decimal
+    info: Mapping[str, Any]
+
+    def price(self, value: Decimal) -> Decimal:
+        """``value`` rounded down to the market's tick size."""
+        return (value // self.tick) * self.tick
+
+    def amount(self, value: Decimal) -> Decimal:
+        """``value`` rounded down to the lot step, never below one step."""
+        return max(self.step, (value // self.step) * self.step)
+
+
+@functools.cache
+def load_spot_markets(reference_dir: Path) -> tuple[SpotMarket, ...]:
+    """The spot markets of ``markets/binance.json`` (read once per process)."""
+    recorded = json.loads((reference_dir / "markets" / "binance.json").read_text())
+    markets = []
+    for market in recorded.values():
+        if not market.get("spot"):
+            continue
+        info = market["info"]
+        filters = {f["filterType"]: f for f in info["filters"]}
+        markets.append(
+            SpotMarket(
+                symbol=market["symbol"],
+                id=info["symbol"],
+                base=info["baseAsset"],
+                quote=info["quoteAsset"],
+                tick=Decimal(filters["PRICE_FILTER"]["tickSize"]).normalize(),
+                step=Decimal(filters["LOT_SIZE"]["stepSize"]).normalize(),
+                info=info,
+            )
+        )
+    return tuple(markets)
+
+
+def binance_error(
+    status: int, code: int, msg: str, headers: Mapping[str, str] | None = None
+) -> VenueError:
+    """Binance's error shape: ``{"code": -1022, "msg": "..."}``."""
+    return VenueError(status, {"code": code, "msg": msg}, headers)
+
+
+def _rejected() -> VenueError:
+    return binance_error(401, -2015, "Invalid API-key, IP, or permissions for action.")
+
+
+def _mandatory(name: str) -> VenueError:
+    return binance_error(
+        400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."
+    )
+
+
+def _digits(params: Mapping[str, str], name: str, default: str | None = None) -> int | None:
+    value = params.get(name, default)
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 20:
+        raise binance_error(
+            400,
+            -1100,
+            f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.",
+        )
+    return int(value)
+
+
+def _without_signature(raw: str) -> str:
+    return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{value:.8f}"
+
+
+class BinanceServer(VenueServer):
+    """Binance spot (``/api/v3``) and the wallet/margin ``/sapi/v1`` endpoints ccxt needs."""
+
+    venue_id = "binance"
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
+    ) -> None:
+        super().__init__(host=host, port=port, reference_dir=reference_dir)
+        self.markets = load_spot_markets(self.reference_dir)
+        self._markets_by_id = {market.id: market for market in self.markets}
+        for market in self.markets:
+            if market.symbol in DEMO_PRICES:
+                self.set_price(market.symbol, DEMO_PRICES[market.symbol])
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
+            "/api/v3/ping": self.public(self._ping),
+            "/api/v3/time": self.public(self._time),
+            "/api/v3/exchangeInfo": self.public(self._exchange_info),
+            "/api/v3/ticker/24hr": self.public(self._tickers(self._ticker_24hr)),
+            "/api/v3/ticker/price": self.public(self._tickers(self._ticker_price)),
+            "/api/v3/ticker/bookTicker": self.public(self._tickers(self._book_ticker)),
+            "/api/v3/account": self.private(self._account),
+            "/sapi/v1/account/apiRestrictions": self.private(self._api_restrictions),
+            "/sapi/v1/capital/config/getall": self.private(self._coins),
+            # ccxt's load_markets asks for these whenever a key is set (option fetchMargins).
+            "/sapi/v1/margin/allPairs": self.private(self._cross_margin_pairs),
+            "/sapi/v1/margin/isolated/allPairs": self.private(self._isolated_margin_pairs),
+        }
+        for path, endpoint in routes.items():
+            router.add_get(path, endpoint)
+
+    # ----- authentication --------------------------------------------------------------------
+
+    async def authenticate(self, request: web.Request, needs: Permission) -> KeyRecord:
+        api_key = request.headers.get("X-MBX-APIKEY", "")
+        if not self.key_format.fullmatch(api_key):
+            raise binance_error(401, -2014, "API-key format invalid.")
+        record = self.key_record(api_key)
+        if record is None:
+            raise _rejected()
+        query = request.raw_path.partition("?")[2]
+        body = await request.text() if request.body_exists else ""
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        params.update(parse_qsl(body, keep_blank_values=True))
+
+        timestamp = _digits(params, "timestamp")
+        if timestamp is None:
+            raise _mandatory("timestamp")
+        signature = params.get("signature")
+        if not signature:
+            raise _mandatory("signature")
+        recv_window = _digits(params, "recvWindow", str(DEFAULT_RECV_WINDOW_MS))
+        if recv_window is None or recv_window > MAX_RECV_WINDOW_MS:
+            raise binance_error(400, -1131, "recvWindow must be less than 60000.")
+        now = self.server_time_ms()
+        if timestamp >= now + _FUTURE_TOLERANCE_MS:
+            raise binance_error(
+                400, -1021, "Timestamp for this request was 1000ms ahead of the server's time."
+            )
+        if now - timestamp > recv_window:
+            raise binance_error(
+                400, -1021, "Timestamp for this request is outside of the recvWindow."
+            )
+
+        total_params = _without_signature(query) + _without_signature(body)
+        expected = hmac.new(
+            record.key.secret.encode(), total_params.encode(), hashlib.sha256
+        ).hexdigest()
+        if not hmac.compare_digest(expected, signature.lower()):
+            raise binance_error(400, -1022, "Signature for this request is not valid.")
+        if not self.authorize(record, request, needs):
+            raise _rejected()
+        return record
+
+    # ----- errors ----------------------------------------------------------------------------
+
+    def fault(self, status: int) -> VenueError:
+        now = self.server_time_ms()
+        if status == 429:
+            return binance_error(
+                429,
+                -1003,
+                "Too much request weight used; current limit is 6000 request weight per 1 MINUTE. "
+                "Please use WebSocket Streams for live updates to avoid polling the API.",
+                {"Retry-After": str(60 - (now // 1000) % 60)},
+            )
+        if status == 418:
+            ban_s = 120
+            return binance_error(
+                418,
+                -1003,
+                f"Way too much request weight used; IP banned until {now + ban_s * 1000}. "
+                "Please use WebSocket Streams for live updates to avoid bans.",
+                {"Retry-After": str(ban_s)},
+            )
+        if status == 503:
+            return binance_error(503, 1, "System is under maintenance.")
+        return binance_error(
+            status, -1000, "An unknown error occurred while processing the request."
+        )
+
+    def not_found(self, request: web.Request) -> VenueError:
+        return VenueError(404, _NOT_FOUND_PAGE)
+
+    # ----- public endpoints ------------------------------------------------------------------
+
+    async def _ping(self, request: web.Request) -> dict[str, Any]:
+        return {}
+
+    async def _time(self, request: web.Request) -> dict[str, Any]:
+        return {"serverTime": self.server_time_ms()}
+
+    async def _exchange_info(self, request: web.Request) -> dict[str, Any]:
+        return {
+            "timezone": "UTC",
+            "serverTime": self.server_time_ms(),
+            "rateLimits": RATE_LIMITS,
+            "exchangeFilters": [],
+            "symbols": [market.info for market in self.markets],
+        }
+
+    def _market(self, market_id: object) -> SpotMarket:
+        market = self._markets_by_id.get(str(market_id))
+        if market is None or market.symbol not in self.prices:
+            raise binance_error(400, -1121, "Invalid symbol.")
+        return market
+
+    def _tickers(self, shape: Callable[[SpotMarket, PriceStats], dict[str, Any]]) -> PublicHandler:
+        """A ticker endpoint: one object for ``symbol``, a list for ``symbols`` or for all."""
+
+        async def handler(request: web.Request) -> Any:
+            if "symbol" in request.query:
+                market = self._market(request.query["symbol"])
+                return shape(market, self.prices[market.symbol])
+            if "symbols" in request.query:
+                try:
+                    ids = json.loads(request.query["symbols"])
+                except ValueError:
+                    raise _mandatory("symbols") from None
+                if not isinstance(ids, list) or not ids:
+                    raise _mandatory("symbols")
+                markets = [self._market(market_id) for market_id in ids]
+            else:
+                markets = [m for m in self.markets if m.symbol in self.prices]
+            return [shape(market, self.prices[market.symbol]) for market in markets]
+
+        return handler
+
+    def _book(self, market: SpotMarket, stats: PriceStats) -> dict[str, str]:
+        ask = market.price(stats.last)
+        return {
+            "bidPrice": _fmt(max(ask - market.tick, market.tick)),
+            "bidQty": _fmt(market.amount(stats.volume / 20000)),
+            "askPrice": _fmt(ask),
+            "askQty": _fmt(market.amount(stats.volume / 50000)),
+        }
+
+    def _ticker_24hr(self, market: SpotMarket, stats: PriceStats) -> dict[str, Any]:
+        now = self.server_time_ms()
+        change = market.price(stats.last) - market.price(stats.open)
+        first_id = 3_000_000_000
+        book = self._book(market, stats)
+        return {
+            "symbol": market.id,
+            "priceChange": _fmt(change),
+            "priceChangePercent": f"{change / stats.open * 100:.3f}",
+            "weightedAvgPrice": _fmt(market.price((stats.open + stats.last) / 2)),
+            "prevClosePrice": _fmt(market.price(stats.open)),
+            "lastPrice": book["askPrice"],
+            "lastQty": _fmt(market.amount(stats.volume / 300000)),
+            **book,
+            "openPrice": _fmt(market.price(stats.open)),
+            "highPrice": _fmt(market.price(stats.high)),
+            "lowPrice": _fmt(market.price(stats.low)),
+            "volume": _fmt(stats.volume),
+            "quoteVolume": _fmt(stats.quote_volume),
+            "openTime": now - 86_400_000,
+            "closeTime": now,
+            "firstId": first_id,
+            "lastId": first_id + stats.trades - 1,
+            "count": stats.trades,
+        }
+
+    def _ticker_price(self, market: SpotMarket, stats: PriceStats) -> dict[str, Any]:
+        return {"symbol": market.id, "price": _fmt(market.price(stats.last))}
+
+    def _book_ticker(self, market: SpotMarket, stats: PriceStats) -> dict[str, Any]:
+        return {"symbol": market.id, **self._book(market, stats)}
+
+    # ----- signed endpoints ------------------------------------------------------------------
+
+    async def _account(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """``canTrade``/``canWithdraw`` follow the calling key's permissions, as Binance reports."""
+        account = record.account
+        omit_zero = request.query.get("omitZeroBalances") == "true"
+        return {
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "commissionRates": {
+                "maker": "0.00100000",
+                "taker": "0.00100000",
+                "buyer": "0.00000000",
+                "seller": "0.00000000",
+            },
+            "canTrade": record.permissions.spot_trade,
+            "canWithdraw": record.permissions.withdraw,
+            "canDeposit": True,
+            "brokered": False,
+            "requireSelfTradePrevention": False,
+            "preventSor": False,
+            "updateTime": account.updated_ms,
+            "accountType": "SPOT",
+            "balances": [
+                {"asset": asset, "free": _fmt(balance.free), "locked": _fmt(balance.used)}
+                for asset, balance in account.balances.items()
+                if not (omit_zero and balance.total == 0)
+            ],
+            "permissions": ["SPOT"],
+            "uid": account.uid,
+        }
+
+    async def _api_restrictions(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        flags = record.permissions
+        payload: dict[str, Any] = {
+            "ipRestrict": flags.ip_restricted,
+            "createTime": record.created_ms,
+            "enableReading": flags.read,
+            "enableWithdrawals": flags.withdraw,
+            "enableInternalTransfer": flags.internal_transfer,
+            "enableMargin": False,
+            "enableFutures": flags.futures_trade,
+            "permitsUniversalTransfer": False,
+            "enableVanillaOptions": False,
+            "enableFixApiTrade": False,
+            "enableFixReadOnly": False,
+            "enableSpotAndMarginTrading": flags.spot_trade,
+            "enablePortfolioMarginTrading": False,
+        }
+        if flags.spot_trade and not flags.ip_restricted:
+            # Binance lets trading rights of keys without an IP whitelist lapse.
+            payload["tradingAuthorityExpirationTime"] = record.created_ms + _TRADING_AUTHORITY_MS
+        return payload
+
+    async def _coins(self, request: web.Request, record: KeyRecord) -> list[dict[str, Any]]:
+        held = record.account.balances
+        assets = {m.base for m in self.markets} | {m.quote for m in self.markets} | set(held)
+        return [_coin(asset, held.get(asset, Balance(Decimal(0)))) for asset in sorted(assets)]
+
+    async def _cross_margin_pairs(
+        self, request: web.Request, record: KeyRecord
+    ) -> list[dict[str, Any]]:
+        return [
+            {"id": 351637150141315861 + index, **_margin_pair(market)}
+            for index, market in enumerate(self._margin_markets())
+        ]
+
+    async def _isolated_margin_pairs(
+        self, request: web.Request, record: KeyRecord
+    ) -> list[dict[str, Any]]:
+        return [_margin_pair(market) for market in self._margin_markets()]
+
+    def _margin_markets(self) -> list[SpotMarket]:
+        return [m for m in self.markets if m.info.get("isMarginTradingAllowed")]
+
+
+def _margin_pair(market: SpotMarket) -> dict[str, Any]:
+    return {
+        "base": market.base,
+        "isBuyAllowed": True,
+        "isMarginTrade": True,
+        "isSellAllowed": True,
+        "quote": market.quote,
+        "symbol": market.id,
+    }
+
+
+def _coin(asset: str, balance: Balance) -> dict[str, Any]:
+    """One ``capital/config/getall`` entry; unknown assets get a single native network."""
+    name, networks = COINS.get(asset, (asset, (Network(asset, asset, "0", "0", "", 1),)))
+    return {
+        "coin": asset,
+        "depositAllEnable": True,
+        "withdrawAllEnable": True,
+        "name": name,
+        "free": _fmt(balance.free),
+        "locked": _fmt(balance.used),
+        "freeze": "0",
+        "withdrawing": "0",
+        "ipoing": "0",
+        "ipoable": "0",
+        "storage": "0",
+        "isLegalMoney": False,
+        "trading": True,
+        "networkList": [
+            {
+                "network": network.network,
+                "coin": asset,
+                "withdrawIntegerMultiple": "0.00000001",
+                "isDefault": index == 0,
+                "depositEnable": True,
+                "withdrawEnable": True,
+                "depositDesc": "",
+                "withdrawDesc": "",
+                "specialTips": "",
+                "specialWithdrawTips": "",
+                "name": network.name,
+                "resetAddressStatus": False,
+                "addressRegex": network.address_regex,
+                "addressRule": "",
+                "memoRegex": "",
+                "withdrawFee": network.withdraw_fee,
+                "withdrawMin": network.withdraw_min,
+                "withdrawMax": "9999999999.99999999",
+                "depositDust": "0.00000001",
+                "minConfirm": network.min_confirm,
+                "unLockConfirm": 0,
+                "sameAddress": False,
+                "estimatedArrivalTime": 5,
+                "busy": False,
+            }
+            for index, network in enumerate(networks)
+        ],
+    }

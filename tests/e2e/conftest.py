@@ -1,0 +1,122 @@
+"""The e2e harness: the production bot (``running_bot``) against local Telegram and Binance.
+
+Every test here also proves, on teardown, the two promises that hold for any flow: the local
+Telegram server recorded no Bot API limit violation, and no canary secret or the bot token
+reached a message, a log record, or the bytes of the data dir.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.app import running_bot
+from bot.config import Settings, load_settings
+from bot.sandbox.exchanges.base import DemoKey, DemoPermissions
+from bot.sandbox.exchanges.binance import BinanceServer
+from bot.sandbox.telegram import ChatDriver, TelegramServer
+from storage.vault import generate_master_key
+
+BOT_TOKEN = "7700110022:CANARYbotTOKENzz9QwErTyUiOp"
+CANARY_KEY = "CANARYkey" + "A1b2C3d4E5" * 5 + "Zz9Yy"  # 64 characters, like Binance keys
+CANARY_SECRET = "CANARYsecret" + "Q9w8E7r6T5" * 5 + "Mm"
+CANARIES = (BOT_TOKEN, BOT_TOKEN.split(":")[1], CANARY_KEY, CANARY_SECRET)
+
+
+@dataclass
+class World:
+    """Everything an e2e test touches: the two servers, the settings, and the running bot."""
+
+    telegram: TelegramServer
+    binance: BinanceServer
+    data_dir: Path
+    master_key: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "telegram_token": BOT_TOKEN,
+            "telegram_api_url": self.telegram.base_url,
+            "data_dir": self.data_dir,
+            "master_key": self.master_key,
+            "exchange_endpoints": {"binance": self.binance.base_url},
+            **self.overrides,
+            **overrides,
+        }
+        return load_settings(**values)
+
+    def canary_key(self, **flags: bool) -> DemoKey:
+        """The canary credentials, issued on the Binance server with these permissions."""
+        return self.binance.issue_key(
+            DemoPermissions(**flags), material=DemoKey(CANARY_KEY, CANARY_SECRET, None)
+        )
+
+    def leaks(self, log_text: str) -> list[str]:
+        """Where any canary shows up: API calls the bot made, logs, data dir bytes."""
+        found = []
+        calls = "\n".join(repr(call) for call in self.telegram.calls)
+        stored = b"".join(p.read_bytes() for p in self.data_dir.rglob("*") if p.is_file())
+        for canary in CANARIES:
+            if canary in calls:
+                found.append(f"{canary[:12]}… in a Bot API call")
+            if canary in log_text:
+                found.append(f"{canary[:12]}… in the logs")
+            if canary.encode() in stored:
+                found.append(f"{canary[:12]}… in the data dir")
+        return found
+
+
+@pytest.fixture
+async def world(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[World]:
+    caplog.set_level(logging.DEBUG)
+    async with TelegramServer(BOT_TOKEN) as telegram, BinanceServer() as binance:
+        here = World(telegram, binance, tmp_path / "data", generate_master_key())
+        yield here
+        assert telegram.violations == [], telegram.violations
+    assert here.leaks(caplog.text) == []
+
+
+@pytest.fixture
+def start_bot(world: World) -> Callable[..., Any]:
+    """``async with start_bot(**overrides):`` runs the production bot until the block ends."""
+    return lambda **overrides: running_bot(world.settings(**overrides))
+
+
+@pytest.fixture
+async def bot(start_bot: Callable[..., Any]) -> AsyncIterator[None]:
+    async with start_bot():
+        yield
+
+
+@pytest.fixture
+def alice(world: World) -> ChatDriver:
+    return world.telegram.private_chat(user_id=1001, first_name="Alice")
+
+
+@pytest.fixture
+def mallory(world: World) -> ChatDriver:
+    return world.telegram.private_chat(user_id=6666, first_name="Mallory")
+
+
+async def connect_binance(
+    chat: ChatDriver, key: DemoKey, label: str = "Main", *, wrap: str = "{}"
+) -> str:
+    """Walk /connect as a user; returns the text of the final card."""
+    await chat.send("/connect")
+    picker = await chat.reply("Which exchange")
+    await chat.press(picker, "Binance Spot")
+    await chat.reply("Send a short label")
+    await chat.send(label)
+    await chat.reply("Now paste the")
+    await chat.send(wrap.format(key.api_key))
+    await chat.reply("Now paste the")
+    await chat.send(wrap.format(key.secret))
+    checking = await chat.reply("Checking the key")
+    result = await chat.reply(timeout=10)  # the same message, edited with the outcome
+    assert result.message_id == checking.message_id
+    return result.text

@@ -1,0 +1,109 @@
+"""Revoking, and chats that must never see or touch each other's connections."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.sandbox.telegram import ChatDriver
+from tests.e2e.conftest import World, connect_binance
+
+pytestmark = pytest.mark.usefixtures("bot")
+
+
+async def connected(world: World, chat: ChatDriver, label: str = "Main") -> None:
+    card = await connect_binance(chat, world.binance.issue_key(), label)
+    assert "is connected" in card
+
+
+async def connection_id(chat: ChatDriver) -> int:
+    await chat.send("/connections")
+    card = await chat.reply("Status")
+    data = card.buttons[0][0].data
+    assert data is not None and data.startswith("rv:")
+    return int(data.split(":")[1])
+
+
+async def test_revoke_by_label_asks_first_then_wipes_the_keys(
+    world: World, alice: ChatDriver
+) -> None:
+    await connected(world, alice)
+    await alice.send("/revoke main")
+    confirm = await alice.reply("Revoke Main")
+    await alice.press(confirm, "Keep it")
+    assert "Nothing changed" in (await alice.reply()).text
+    await alice.send("/revoke Main")
+    await alice.press(await alice.reply("Revoke Main"), "Yes, revoke")
+    done = await alice.reply("revoked")
+    assert "keys are wiped" in done.text and "delete the API key there too" in done.text
+    await alice.send("/connections")
+    assert "No exchange accounts" in (await alice.reply()).text
+
+
+async def test_revoke_from_the_card_button(world: World, alice: ChatDriver) -> None:
+    await connected(world, alice)
+    await alice.send("/connections")
+    card = await alice.reply("Status")
+    await alice.press(card, "Revoke")
+    confirm = await alice.reply("Revoke Main")
+    assert confirm.message_id == card.message_id  # edited in place
+    yes = confirm.buttons[0][0].data
+    await alice.press(confirm, "Yes, revoke")
+    await alice.reply("revoked")
+    await alice.press(confirm, data=yes)  # a second tap, e.g. from a laggy client
+    await alice.settle()
+    assert alice.callback_answers[-1].text == "That connection is not here any more."
+
+
+async def test_revoke_without_a_label_lists_the_choices(world: World, alice: ChatDriver) -> None:
+    await alice.send("/revoke")
+    assert "nothing to revoke" in (await alice.reply()).text
+    await connected(world, alice, "Main")
+    await connected(world, alice, "Spare")
+    await alice.send("/revoke")
+    choice = await alice.reply("Which connection")
+    assert choice.button_labels() == ["Main", "Spare"]
+    await alice.press(choice, "Spare")
+    assert "Revoke Spare" in (await alice.reply()).text
+
+
+async def test_another_chat_cannot_list_revoke_or_forge_buttons(
+    world: World, alice: ChatDriver, mallory: ChatDriver
+) -> None:
+    await connected(world, alice)
+    target = await connection_id(alice)
+
+    await mallory.send("/connections")
+    assert "No exchange accounts" in (await mallory.reply()).text
+    await mallory.send("/revoke Main")
+    assert "No connection called Main" in (await mallory.reply()).text
+
+    await mallory.send("/start")
+    own_message = await mallory.reply("Coinwarden")
+    for forged in (
+        f"rvy:{target}",
+        f"rv:{target}",
+        f"rvn:{target}",
+        "rvy:999999",
+        "rvy:-1",
+        "x" * 64,
+    ):
+        await mallory.press(own_message, data=forged)
+        await mallory.settle()
+    answers = [a.text for a in mallory.callback_answers]
+    assert answers.count("That connection is not here any more.") == 4
+    assert answers.count("This button has expired. Send the command again.") == 2
+    assert "Revoke" not in mallory.transcript()
+
+    await alice.send("/connections")
+    assert "Connected" in (await alice.reply("Main")).text
+
+
+async def test_revoke_in_a_group_does_not_see_private_connections(
+    world: World, alice: ChatDriver
+) -> None:
+    await connected(world, alice)
+    group = world.telegram.group_chat(chat_id=-5001, title="Traders", user_id=1001)
+    await group.send("/connections")
+    assert "No exchange accounts" in (await group.reply()).text
+    await group.send("/revoke Main")
+    assert "No connection called" in (await group.reply()).text
