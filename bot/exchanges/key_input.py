@@ -34,21 +34,27 @@ def clean_label(text: str) -> str:
 _CREDENTIAL = re.compile(r"^[\x21-\x7e]+$")
 
 
-def clean_credential(text: str, what: str, *, max_length: int, allow_spaces: bool = False) -> str:
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def clean_credential(text: str, what: str, *, max_length: int) -> str:
     """Strip what a paste adds around a value; refuse inner whitespace and non-ASCII."""
     value = text.strip()
+    a = _article(what)
     if not value:
         raise InputProblem(f"That {what} is empty. Paste it again.")
     if len(value) > max_length:
         raise InputProblem(
-            f"That is too long for a {what} ({len(value)} characters). Paste only the {what}."
+            f"That is too long for {a} {what} ({len(value)} characters). Paste only the {what}."
         )
-    if not allow_spaces and not _CREDENTIAL.match(value):
+    if not _CREDENTIAL.match(value):
         raise InputProblem(
-            f"A {what} has no spaces, line breaks or special characters. Paste only the {what}."
+            f"{a.capitalize()} {what} has no spaces, line breaks or special characters. "
+            f"Paste only the {what}."
         )
     if len(value) < MIN_CREDENTIAL:
-        raise InputProblem(f"That is too short for a {what}. Paste the whole {what}.")
+        raise InputProblem(f"That is too short for {a} {what}. Paste the whole {what}.")
     return value
 
 

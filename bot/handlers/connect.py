@@ -96,9 +96,10 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         return ConversationHandler.END
     connections = services(context).connections
     if not await connections.has_room(message.chat_id):
+        limit = connections.max_per_chat
         await message.reply_text(
-            f"You already have {connections.max_per_chat} connections, the most one chat can "
-            "hold. Revoke one with /revoke first."
+            f"This chat has reached its limit of {limit} connection{'s' if limit != 1 else ''}. "
+            "Revoke one with /revoke first."
         )
         return ConversationHandler.END
     picker = await message.reply_text(
