@@ -230,6 +230,36 @@ class ConnectionRepository:
         assert api_key is not None and secret is not None
         return Credentials(api_key, secret, unseal(f"{role}_passphrase"))
 
+    async def set_status(
+        self,
+        chat_id: int,
+        connection_id: int,
+        status: ConnectionStatus,
+        detail: str | None,
+        now: datetime,
+    ) -> None:
+        """Record the outcome of talking to the exchange; a healthy answer is also a sync."""
+        values: dict[str, Any] = {"updated_at": now, "last_sync_at": now}
+        if status is ConnectionStatus.CONNECTED:
+            values["last_ok_at"] = now
+        async with self._db.begin() as conn:
+            current = (
+                await conn.execute(
+                    select(connections.c.status, connections.c.status_detail).where(
+                        connections.c.id == connection_id, connections.c.chat_id == chat_id
+                    )
+                )
+            ).first()
+            if current is None:
+                return
+            if (current.status, current.status_detail) != (status, detail):
+                values |= {"status": status, "status_detail": detail, "status_at": now}
+            await conn.execute(
+                update(connections)
+                .where(connections.c.id == connection_id, connections.c.chat_id == chat_id)
+                .values(values)
+            )
+
     async def delete(self, chat_id: int, connection_id: int) -> bool:
         """Remove the connection and its encrypted keys (secure_delete overwrites the pages)."""
         async with self._db.begin() as conn:

@@ -7,6 +7,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
+from bot.exchanges.call_log import CallLog
 from bot.exchanges.catalogue import Venue
 from bot.exchanges.endpoints import point_exchange_at
 from storage.credentials import Credentials
@@ -21,6 +22,7 @@ def new_client(
     endpoint: str | None = None,
     sandbox: bool = False,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    calls: CallLog | None = None,
 ) -> ccxt.Exchange:
     """A fresh ccxt instance for ``venue``; the caller closes it (``await client.close()``).
 
@@ -42,4 +44,6 @@ def new_client(
         exchange.set_sandbox_mode(True)
     if endpoint:
         point_exchange_at(exchange, endpoint)
+    if calls is not None:
+        calls.attach(exchange)
     return exchange

@@ -5,22 +5,17 @@ The Telegram layer calls this with plain values; every method is scoped by ``cha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from bot.clock import Clock, utc_now
 from bot.exchanges.catalogue import Venue, get_venue
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, check_key
+from bot.exchanges.key_diagnosis import KeyReport, diagnose_key
 from bot.redaction import SecretRedactor
 from storage.activity import ActivityEntry, ActivityLog
 from storage.connections import ConnectionRecord, ConnectionRepository
 from storage.credentials import Credentials, KeyRole
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -55,7 +50,11 @@ class ConnectionService:
     async def check_key(self, venue: Venue, credentials: Credentials, sandbox: bool) -> KeyCheck:
         self.remember_secrets(*credentials.secrets())
         return await check_key(
-            venue, credentials, endpoint=self._policy.endpoints.get(venue.id), sandbox=sandbox
+            venue,
+            credentials,
+            endpoint=self._policy.endpoints.get(venue.id),
+            sandbox=sandbox,
+            clock=self._clock,
         )
 
     async def has_room(self, chat_id: int) -> bool:
@@ -87,13 +86,14 @@ class ConnectionService:
             limit=self._policy.max_per_chat,
             now=now,
         )
+        for call in accepted.calls:
+            await self._activity.record(record.id, call)
         await self._activity.record(
-            record.id,
-            ActivityEntry(at=now, action="key check", outcome="ok", latency_ms=accepted.latency_ms),
+            record.id, ActivityEntry(at=now, action="connected", outcome="ok")
         )
         return record
 
-    async def list(self, chat_id: int) -> list[ConnectionRecord]:
+    async def list_for_chat(self, chat_id: int) -> list[ConnectionRecord]:
         return await self._repo.list_for_chat(chat_id)
 
     async def get(self, chat_id: int, connection_id: int) -> ConnectionRecord | None:
@@ -101,6 +101,41 @@ class ConnectionService:
 
     async def find(self, chat_id: int, label: str) -> ConnectionRecord | None:
         return await self._repo.find_by_label(chat_id, label)
+
+    async def check(
+        self, chat_id: int, connection_id: int, outbound_ips: Sequence[str]
+    ) -> tuple[ConnectionRecord, KeyReport] | None:
+        """Run /check on a stored key: log every call, update the status, return the report."""
+        record = await self._repo.get(chat_id, connection_id)
+        if record is None:
+            return None
+        role = KeyRole.READ if record.read_key is not None else KeyRole.TRADE
+        credentials = await self._repo.credentials(chat_id, connection_id, role)
+        if credentials is None:
+            return None
+        self.remember_secrets(*credentials.secrets())
+        report = await diagnose_key(
+            self.venue_of(record),
+            credentials,
+            endpoint=self._policy.endpoints.get(record.venue),
+            sandbox=record.sandbox,
+            outbound_ips=outbound_ips,
+            clock=self._clock,
+        )
+        for call in report.calls:
+            await self._activity.record(connection_id, call)
+        detail = report.diagnosis.cause if report.diagnosis else None
+        await self._repo.set_status(chat_id, connection_id, report.status, detail, self._clock())
+        updated = await self._repo.get(chat_id, connection_id)
+        return (updated or record), report
+
+    async def activity(
+        self, chat_id: int, connection_id: int, limit: int
+    ) -> list[ActivityEntry] | None:
+        """The newest entries of a connection this chat owns (None if it owns no such one)."""
+        if await self._repo.get(chat_id, connection_id) is None:
+            return None
+        return await self._activity.recent(connection_id, limit)
 
     async def revoke(self, chat_id: int, connection_id: int) -> ConnectionRecord | None:
         """Wipe the connection and its keys; None if the chat owns no such connection."""

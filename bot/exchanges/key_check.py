@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from typing import Any
 
 import ccxt.async_support as ccxt
 
+from bot.clock import Clock
+from bot.exchanges.call_log import CallLog
 from bot.exchanges.catalogue import Venue
 from bot.exchanges.clients import new_client
 from bot.exchanges.diagnosis import Diagnosis, diagnose
 from bot.exchanges.permissions import PermissionSummary
+from storage.activity import ActivityEntry
 from storage.credentials import Credentials
 
 
@@ -18,7 +21,7 @@ from storage.credentials import Credentials
 class KeyAccepted:
     permissions: PermissionSummary
     assets_held: int
-    latency_ms: int
+    calls: tuple[ActivityEntry, ...]  # for the connection's activity log once it is stored
 
 
 @dataclass(frozen=True)
@@ -36,19 +39,23 @@ class KeyRejected:
 KeyCheck = KeyAccepted | KeyRefused | KeyRejected
 
 
+def assets_held(balance: dict[str, Any]) -> int:
+    """How many assets a ccxt balance shows a non-zero total for."""
+    return sum(1 for amount in (balance.get("total") or {}).values() if amount)
+
+
 async def check_key(
-    venue: Venue, credentials: Credentials, *, endpoint: str | None, sandbox: bool
+    venue: Venue, credentials: Credentials, *, endpoint: str | None, sandbox: bool, clock: Clock
 ) -> KeyCheck:
     """Never raises for exchange trouble: every outcome is a value the user is shown."""
-    started = time.monotonic()
-    client = new_client(venue, credentials, endpoint=endpoint, sandbox=sandbox)
+    calls = CallLog(clock)
+    client = new_client(venue, credentials, endpoint=endpoint, sandbox=sandbox, calls=calls)
     try:
         permissions = await venue.probe(client)
         if permissions.can_move_funds_out:
             return KeyRefused(permissions)
-        balance = await client.fetch_balance()
-        held = sum(1 for amount in (balance.get("total") or {}).values() if amount)
-        return KeyAccepted(permissions, held, int((time.monotonic() - started) * 1000))
+        held = assets_held(await client.fetch_balance())
+        return KeyAccepted(permissions, held, tuple(calls.entries))
     except ccxt.BaseError as exc:
         return KeyRejected(diagnose(exc))
     finally:

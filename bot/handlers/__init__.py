@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, MessageHandler, TypeHandler, filters
 
-from bot.handlers import connect, connections, revoke, start
+from bot.handlers import activity, check, connect, connections, revoke, start
 from bot.handlers.access import gate_allowed_users, guard_group_secrets
 from bot.handlers.errors import on_error
 
@@ -17,7 +17,7 @@ def register(application: Application) -> None:
     application.add_handler(TypeHandler(Update, gate_allowed_users), group=GATE_GROUP)
     application.add_handler(connect.handler())
     application.add_handler(connections.handler())
-    for handler in (*start.handlers(), *revoke.handlers()):
+    for handler in (*start.handlers(), *revoke.handlers(), *check.handlers(), *activity.handlers()):
         application.add_handler(handler)
     application.add_handler(
         MessageHandler(

@@ -8,6 +8,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "What Coinwarden does and how it keeps your keys safe"),
     ("connect", "Connect an exchange account with an API key"),
     ("connections", "Your connected accounts and their status"),
+    ("check", "Diagnose a connection step by step: /check [label]"),
+    ("log", "The last exchange calls of a connection: /log [label]"),
     ("revoke", "Disconnect an account and wipe its keys: /revoke [label]"),
     ("cancel", "Stop what you are doing; nothing half-entered is kept"),
     ("help", "All commands"),

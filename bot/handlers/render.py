@@ -13,7 +13,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.exchanges.catalogue import Venue
 from bot.exchanges.diagnosis import Diagnosis
+from bot.exchanges.key_diagnosis import KeyReport
 from bot.exchanges.permissions import PermissionSummary
+from storage.activity import ActivityEntry
 from storage.connections import ConnectionRecord, ConnectionStatus
 
 EXPIRED_BUTTON = "This button has expired. Send the command again."
@@ -137,4 +139,41 @@ def diagnosis_text(headline: str, diagnosis: Diagnosis) -> str:
     lines = [f"❌ {esc(headline)}", "", esc(diagnosis.cause), f"Fix: {esc(diagnosis.fix)}"]
     if diagnosis.exchange_message:
         lines.append(f"The exchange said: <i>{esc(diagnosis.exchange_message)}</i>")
+    return "\n".join(lines)
+
+
+STEP_MARK = {True: "✅", False: "❌", None: "➖"}
+
+
+def check_report(record: ConnectionRecord, venue: Venue, report: KeyReport) -> str:
+    lines = [
+        f"🩺 <b>Check of {esc(record.label)}</b> · {esc(venue_title(venue, record.sandbox))}",
+        "",
+    ]
+    for step in report.steps:
+        lines.append(f"{STEP_MARK[step.ok]} <b>{esc(step.name)}</b>: {esc(step.found)}")
+        if step.fix and step.ok is False:
+            lines.append(f"    ↳ Fix: {esc(step.fix)}")
+    icon, status = STATUS_LOOK[report.status]
+    lines += ["", f"Status: {icon} {status}"]
+    return "\n".join(lines)
+
+
+def activity_log(record: ConnectionRecord, venue: Venue, entries: Sequence[ActivityEntry]) -> str:
+    title = f"📜 <b>{esc(record.label)}</b> · {esc(venue_title(venue, record.sandbox))}"
+    if not entries:
+        return f"{title}\nNo activity recorded yet."
+    lines = [f"{title} · last {len(entries)}", ""]
+    for entry in entries:
+        mark = "✅" if entry.outcome == "ok" else "❌"
+        what = esc(entry.endpoint or entry.action)
+        parts = [f"{entry.at:%m-%d %H:%M:%S}", mark, f"<code>{what}</code>"]
+        if entry.http_status is not None:
+            parts.append(str(entry.http_status))
+        if entry.latency_ms is not None:
+            parts.append(f"{entry.latency_ms} ms")
+        if entry.error_class:
+            parts.append(esc(entry.error_class))
+        lines.append(" ".join(parts))
+    lines += ["", "Times are UTC. Only calls are logged: never keys, headers or bodies."]
     return "\n".join(lines)

@@ -5,7 +5,6 @@ Callback data carries only a connection id; every press is checked against the c
 
 from __future__ import annotations
 
-import re
 from typing import cast
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -13,13 +12,13 @@ from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.exchanges.connections import ConnectionService
+from bot.handlers.choose import GONE, connection_from_args, connection_from_button
 from bot.handlers.context import services
-from bot.handlers.render import EXPIRED_BUTTON, esc, venue_title
+from bot.handlers.render import esc, venue_title
 from storage.connections import ConnectionRecord
 
 HTML = ParseMode.HTML
-CALLBACK = re.compile(r"^(rv|rvy|rvn):(\d{1,12})$")
-GONE = "That connection is not here any more."
+QUESTION = "Which connection do you want to revoke?"
 
 
 def _confirmation(record: ConnectionRecord) -> tuple[str, InlineKeyboardMarkup]:
@@ -41,42 +40,23 @@ def _confirmation(record: ConnectionRecord) -> tuple[str, InlineKeyboardMarkup]:
 
 async def revoke_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = cast(Message, update.effective_message)
-    connections = services(context).connections
-    label = " ".join(context.args or [])
-    if label:
-        record = await connections.find(message.chat_id, label)
-        if record is None:
-            await message.reply_text(
-                f"No connection called <b>{esc(label)}</b> here. See /connections.",
-                parse_mode=HTML,
-            )
-            return
+    record = await connection_from_args(
+        message, services(context).connections, context.args or [], "rv", QUESTION
+    )
+    if record is not None:
         text, keyboard = _confirmation(record)
         await message.reply_text(text, parse_mode=HTML, reply_markup=keyboard)
-        return
-    records = await connections.list(message.chat_id)
-    if not records:
-        await message.reply_text("There is nothing to revoke: no accounts are connected here.")
-        return
-    keyboard = InlineKeyboardMarkup(
-        [[InlineKeyboardButton(r.label, callback_data=f"rv:{r.id}")] for r in records]
-    )
-    await message.reply_text("Which connection do you want to revoke?", reply_markup=keyboard)
 
 
 async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = cast(CallbackQuery, update.callback_query)
-    match = CALLBACK.match(query.data or "")
-    chat = update.effective_chat
-    if match is None or chat is None:
-        await query.answer(EXPIRED_BUTTON)
-        return
-    action, connection_id = match.group(1), int(match.group(2))
+    chat_id = cast(Message, query.message).chat_id
     connections = services(context).connections
-    record = await connections.get(chat.id, connection_id)
-    if record is None:
-        await query.answer(GONE, show_alert=True)
+    found = await connection_from_button(query, chat_id, connections)
+    if found is None:
         return
+    action, record = found
+    connection_id = record.id
     if action == "rv":
         await query.answer()
         text, keyboard = _confirmation(record)
@@ -87,7 +67,7 @@ async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             f"Kept <b>{esc(record.label)}</b>. Nothing changed.", parse_mode=HTML
         )
     else:
-        revoked = await connections.revoke(chat.id, connection_id)
+        revoked = await connections.revoke(chat_id, connection_id)
         if revoked is None:
             await query.answer(GONE, show_alert=True)
             return

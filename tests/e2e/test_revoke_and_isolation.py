@@ -56,7 +56,7 @@ async def test_revoke_from_the_card_button(world: World, alice: ChatDriver) -> N
 
 async def test_revoke_without_a_label_lists_the_choices(world: World, alice: ChatDriver) -> None:
     await alice.send("/revoke")
-    assert "nothing to revoke" in (await alice.reply()).text
+    assert "No exchange accounts are connected here" in (await alice.reply()).text
     await connected(world, alice, "Main")
     await connected(world, alice, "Spare")
     await alice.send("/revoke")
