@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.exchanges.probes import PermissionProbe
 from bot.exchanges.probes import binance as binance_probe
+from bot.exchanges.probes import okx as okx_probe
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,22 @@ VENUES: dict[str, Venue] = {
                     "fetchMargins": False,
                 }
             ),
+        ),
+        Venue(
+            id="okx",
+            name="OKX",
+            probe=okx_probe.probe,
+            needs_passphrase=True,
+            has_testnet=True,
+            passphrase_label="API passphrase",
+            safe_key_howto=(
+                "On OKX open your profile menu → API → Create API key (for the testnet: Trade → "
+                "Demo trading, then your profile → Demo trading API). Choose “API trading”, tick "
+                "only “Read” (add “Trade” for a trade key), leave “Withdraw” off, set a "
+                "passphrase you keep, and bind this server's IP address."
+            ),
+            # One instrument list (spot) instead of four.
+            ccxt_options=MappingProxyType({"fetchMarkets": {"types": ["spot"]}}),
         ),
     )
 }

@@ -64,7 +64,10 @@ def diagnose(exc: BaseException) -> Diagnosis:
             exchange_message=said,
         )
     if isinstance(exc, ccxt.AuthenticationError):
-        if any(hint in lowered for hint in SIGNATURE_HINTS):
+        if "passphrase" in lowered:
+            cause = "The passphrase does not match this API key."
+            fix = "Enter the passphrase you chose when you created this key on the exchange."
+        elif any(hint in lowered for hint in SIGNATURE_HINTS):
             cause = "The secret does not match this API key."
             fix = (
                 "Copy the secret again from the exchange (it is shown only once) or make a new key."

@@ -17,6 +17,7 @@ import pytest
 
 from bot.app import running_bot
 from bot.config import Settings, load_settings
+from bot.exchanges.catalogue import VENUES
 from bot.sandbox.exchanges.base import DemoKey, DemoPermissions
 from bot.sandbox.exchanges.binance import BinanceServer
 from bot.sandbox.telegram import ChatDriver, TelegramServer
@@ -103,20 +104,30 @@ def mallory(world: World) -> ChatDriver:
     return world.telegram.private_chat(user_id=6666, first_name="Mallory")
 
 
-async def connect_binance(
-    chat: ChatDriver, key: DemoKey, label: str = "Main", *, wrap: str = "{}"
+async def connect(
+    chat: ChatDriver, venue_id: str, key: DemoKey, label: str = "Main", *, wrap: str = "{}"
 ) -> str:
     """Walk /connect as a user; returns the text of the final card."""
     await chat.send("/connect")
     picker = await chat.reply("Which exchange")
-    await chat.press(picker, "Binance Spot")
+    await chat.press(picker, VENUES[venue_id].name)
     await chat.reply("Send a short label")
     await chat.send(label)
     await chat.reply("Now paste the")
     await chat.send(wrap.format(key.api_key))
     await chat.reply("Now paste the")
     await chat.send(wrap.format(key.secret))
+    if VENUES[venue_id].needs_passphrase:
+        assert key.passphrase is not None
+        await chat.reply("Now paste the")
+        await chat.send(wrap.format(key.passphrase))
     checking = await chat.reply("Checking the key")
     result = await chat.reply(timeout=10)  # the same message, edited with the outcome
     assert result.message_id == checking.message_id
     return result.text
+
+
+async def connect_binance(
+    chat: ChatDriver, key: DemoKey, label: str = "Main", *, wrap: str = "{}"
+) -> str:
+    return await connect(chat, "binance", key, label, wrap=wrap)

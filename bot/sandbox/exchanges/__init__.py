@@ -11,8 +11,16 @@ from bot.sandbox.exchanges.base import (
     VenueServer,
 )
 from bot.sandbox.exchanges.binance import BinanceServer
+from bot.sandbox.exchanges.okx import OkxServer
+
+#: The local server standing in for each venue of the catalogue, by ccxt id.
+SERVERS: dict[str, type[VenueServer]] = {
+    "binance": BinanceServer,
+    "okx": OkxServer,
+}
 
 __all__ = [
+    "SERVERS",
     "Balance",
     "BinanceServer",
     "DemoAccount",
@@ -20,6 +28,7 @@ __all__ = [
     "DemoPermissions",
     "KeyRecord",
     "LoggedRequest",
+    "OkxServer",
     "VenueError",
     "VenueServer",
 ]

@@ -1,0 +1,523 @@
+"""A local OKX v5 API that checks requests the way OKX does.
+
+Private endpoints need ``OK-ACCESS-KEY``, ``OK-ACCESS-PASSPHRASE``, an ``OK-ACCESS-TIMESTAMP`` in
+ISO 8601 with milliseconds within 30 s of the server clock, and ``OK-ACCESS-SIGN``: base64 of
+HMAC-SHA256(secret, timestamp + method + request path with its query + body). Keys belong to live
+or demo trading: a request's ``x-simulated-trading: 1`` header must match the key's environment.
+Every refusal uses OKX's own code, message and HTTP status, so ccxt raises the exception class it
+raises against OKX. Success answers carry OKX's envelope ``{"code": "0", "data": [...]}``.
+Instruments are the recorded ones from ccxt's static test data.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import string
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+from aiohttp import web
+
+from bot.sandbox.exchanges.base import (
+    DEMO_PRICES,
+    Balance,
+    DemoAccount,
+    DemoKey,
+    DemoPermissions,
+    KeyRecord,
+    Permission,
+    PriceStats,
+    VenueError,
+    VenueServer,
+    json_response,
+    random_alnum,
+)
+
+#: OKX refuses a request whose timestamp is further than this from its clock, either way.
+TIMESTAMP_TOLERANCE_MS = 30_000
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_INST_TYPES = frozenset({"SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION"})
+_PASSPHRASE_SPECIALS = "!@#$%^&*()-_+="
+
+#: Withdrawal networks of the recorded spot markets' assets: (chain, fee, minimum withdrawal).
+CHAINS: Mapping[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
+    "BTC": ("Bitcoin", (("BTC-Bitcoin", "0.0001", "0.0005"),)),
+    "ETH": (
+        "Ethereum",
+        (("ETH-ERC20", "0.00035", "0.001"), ("ETH-Arbitrum One", "0.0001", "0.0001")),
+    ),
+    "USDT": ("Tether", (("USDT-TRC20", "1.5", "0.1"), ("USDT-ERC20", "1.7", "2"))),
+    "ADA": ("Cardano", (("ADA-Cardano", "0.8", "2"),)),
+    "LTC": ("Litecoin", (("LTC-Litecoin", "0.001", "0.001"),)),
+    "XRP": ("Ripple", (("XRP-Ripple", "0.2", "1"),)),
+    "DOGE": ("Dogecoin", (("DOGE-Dogecoin", "4", "5"),)),
+    "TRX": ("TRON", (("TRX-TRC20", "1", "10"),)),
+}
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One instrument: ``info`` is the raw ``public/instruments`` entry as OKX sends it."""
+
+    symbol: str
+    info: Mapping[str, Any]
+
+    @property
+    def inst_id(self) -> str:
+        return str(self.info["instId"])
+
+    @property
+    def tick(self) -> Decimal:
+        return Decimal(self.info["tickSz"])
+
+    @property
+    def lot(self) -> Decimal:
+        return Decimal(self.info["lotSz"])
+
+    def price(self, value: Decimal) -> Decimal:
+        """``value`` rounded down to the tick size."""
+        return (value // self.tick) * self.tick
+
+    def size(self, value: Decimal) -> Decimal:
+        """``value`` rounded down to the lot size, never below one lot."""
+        return max(self.lot, (value // self.lot) * self.lot)
+
+
+@functools.cache
+def load_instruments(reference_dir: Path) -> tuple[Instrument, ...]:
+    """Every instrument of ``markets/okx.json`` (spot, swap, option), read once per process."""
+    recorded = json.loads((reference_dir / "markets" / "okx.json").read_text())
+    return tuple(Instrument(symbol, market["info"]) for symbol, market in recorded.items())
+
+
+def okx_error(status: int, code: str, msg: str, *, with_data: bool = True) -> VenueError:
+    """OKX's error shape. Its API gateway (authentication, rate limits) answers without ``data``:
+    ``{"msg": "Invalid Sign", "code": "50113"}``; the services behind it add ``"data": []``.
+    """
+    body = {"code": code, "data": [], "msg": msg} if with_data else {"msg": msg, "code": code}
+    return VenueError(status, body)
+
+
+def _gateway(code: str, msg: str, status: int = 401) -> VenueError:
+    return okx_error(status, code, msg, with_data=False)
+
+
+def _header_missing(code: str, name: str) -> VenueError:
+    return _gateway(code, f"Request header “{name}“ can't be empty.")
+
+
+def _param_missing(name: str) -> VenueError:
+    return okx_error(400, "50014", f"Parameter {name} can't be empty.")
+
+
+def _num(value: Decimal) -> str:
+    """Decimals the way OKX prints them: no exponent, no trailing zeros."""
+    return format(value.normalize(), "f")
+
+
+def _sign(secret: str, prehash: str) -> str:
+    digest = hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _parse_timestamp(value: str) -> int | None:
+    """Milliseconds since the epoch of ``2024-04-04T17:05:48.676Z``; None if malformed."""
+    if not _TIMESTAMP.fullmatch(value):
+        return None
+    try:
+        moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return int(moment.timestamp() * 1000)
+
+
+def new_passphrase() -> str:
+    """A passphrase OKX's key form accepts: 8–32 characters mixing cases, digits and a symbol."""
+    rng = secrets.SystemRandom()
+    chars = [
+        rng.choice(string.ascii_uppercase),
+        rng.choice(string.ascii_lowercase),
+        rng.choice(string.digits),
+        rng.choice(_PASSPHRASE_SPECIALS),
+        *random_alnum(10),
+    ]
+    rng.shuffle(chars)
+    return "".join(chars)
+
+
+class OkxServer(VenueServer):
+    """OKX's public market data and the account/asset endpoints ccxt needs for a key check."""
+
+    venue_id = "okx"
+    key_format: ClassVar[re.Pattern[str]] = re.compile(
+        r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    )
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
+    ) -> None:
+        super().__init__(host=host, port=port, reference_dir=reference_dir)
+        self.instruments = load_instruments(self.reference_dir)
+        self._by_id = {instrument.inst_id: instrument for instrument in self.instruments}
+        self._demo_trading_keys: set[str] = set()
+        for instrument in self.instruments:
+            if instrument.symbol in DEMO_PRICES:
+                self.set_price(instrument.symbol, DEMO_PRICES[instrument.symbol])
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
+            "/api/v5/public/time": self.public(self._time),
+            "/api/v5/public/instruments": self.public(self._instruments),
+            "/api/v5/market/tickers": self.public(self._tickers),
+            "/api/v5/market/ticker": self.public(self._ticker),
+            "/api/v5/account/config": self.private(self._config),
+            "/api/v5/account/balance": self.private(self._balance),
+            "/api/v5/asset/currencies": self.private(self._currencies),
+        }
+        for path, endpoint in routes.items():
+            router.add_get(path, endpoint)
+
+    # ----- keys ------------------------------------------------------------------------------
+
+    def new_key_material(self, with_passphrase: bool) -> DemoKey:
+        """A UUID key, a 32-hex-digit uppercase secret and a passphrase: every OKX key has one."""
+        return DemoKey(
+            api_key=str(uuid.uuid4()),
+            secret=secrets.token_hex(16).upper(),
+            passphrase=new_passphrase(),
+        )
+
+    def issue_key(
+        self,
+        permissions: DemoPermissions | None = None,
+        *,
+        account: str = "demo",
+        with_passphrase: bool = True,
+        material: DemoKey | None = None,
+        demo_trading: bool = False,
+    ) -> DemoKey:
+        """As the base, plus ``demo_trading``: a key made under Demo Trading, usable only with
+        ``x-simulated-trading: 1`` (ccxt's sandbox mode), as live keys are only without it.
+        """
+        if material is not None and not material.passphrase:
+            raise ValueError("okx keys always have a passphrase")
+        key = super().issue_key(
+            permissions, account=account, with_passphrase=with_passphrase, material=material
+        )
+        if demo_trading:
+            self._demo_trading_keys.add(key.api_key)
+        return key
+
+    # ----- authentication --------------------------------------------------------------------
+
+    async def authenticate(self, request: web.Request, needs: Permission) -> KeyRecord:
+        headers = request.headers
+        api_key = headers.get("OK-ACCESS-KEY", "")
+        if not api_key:
+            raise _header_missing("50103", "OK_ACCESS_KEY")
+        signature = headers.get("OK-ACCESS-SIGN", "")
+        if not signature:
+            raise _header_missing("50106", "OK_ACCESS_SIGN")
+        timestamp = headers.get("OK-ACCESS-TIMESTAMP", "")
+        if not timestamp:
+            raise _header_missing("50107", "OK_ACCESS_TIMESTAMP")
+        passphrase = headers.get("OK-ACCESS-PASSPHRASE", "")
+        if not passphrase:
+            raise _header_missing("50104", "OK_ACCESS_PASSPHRASE")
+
+        sent_ms = _parse_timestamp(timestamp)
+        if sent_ms is None:
+            raise _gateway("50112", "Invalid OK-ACCESS-TIMESTAMP")
+        if abs(self.server_time_ms() - sent_ms) > TIMESTAMP_TOLERANCE_MS:
+            raise _gateway("50102", "Timestamp request expired")
+
+        record = self.key_record(api_key)
+        if record is None or record.revoked:
+            raise _gateway("50111", "Invalid OK-ACCESS-KEY")
+        simulated = headers.get("x-simulated-trading") == "1"
+        if simulated is not (api_key in self._demo_trading_keys):
+            raise _gateway("50101", "APIKey does not match current environment.")
+        expected = record.key.passphrase or ""  # issue_key refuses keys without one
+        if not hmac.compare_digest(passphrase.encode(), expected.encode()):
+            raise _gateway("50105", "Request header “OK_ACCESS_PASSPHRASE“ incorrect.")
+
+        body = await request.text() if request.body_exists else ""
+        prehash = timestamp + request.method + request.raw_path + body
+        if not hmac.compare_digest(_sign(record.key.secret, prehash), signature):
+            raise _gateway("50113", "Invalid Sign")
+
+        if record.permissions.ip_restricted and request.remote not in record.trusted_ips:
+            raise _gateway(
+                "50110",
+                f"Your IP {request.remote} is not included in your API key's IP whitelist.",
+            )
+        if not self.authorize(record, request, needs):
+            raise _gateway("50120", "API key doesn't have permission.")
+        return record
+
+    # ----- envelope and errors ---------------------------------------------------------------
+
+    def render(self, payload: object) -> web.Response:
+        return json_response({"code": "0", "data": payload, "msg": ""})
+
+    def fault(self, status: int) -> VenueError:
+        if status == 429:
+            return _gateway("50011", "Too Many Requests", 429)
+        if status == 503:
+            return okx_error(
+                503, "50001", "Service temporarily unavailable. Please try again later."
+            )
+        return okx_error(status, "50026", "System error. Try again later.")
+
+    # ----- public endpoints ------------------------------------------------------------------
+
+    async def _time(self, request: web.Request) -> list[dict[str, Any]]:
+        return [{"ts": str(self.server_time_ms())}]
+
+    def _inst_type(self, request: web.Request) -> str:
+        inst_type = request.query.get("instType", "")
+        if not inst_type:
+            raise _param_missing("instType")
+        if inst_type not in _INST_TYPES:
+            raise okx_error(400, "51000", "Parameter instType error")
+        return inst_type
+
+    async def _instruments(self, request: web.Request) -> list[Mapping[str, Any]]:
+        """By ``instType`` (required), narrowed by ``uly``, ``instFamily``, ``instId`` if sent."""
+        wanted = {"instType": self._inst_type(request)}
+        wanted.update(
+            (name, request.query[name])
+            for name in ("uly", "instFamily", "instId")
+            if request.query.get(name)
+        )
+        return [
+            instrument.info
+            for instrument in self.instruments
+            if all(instrument.info.get(name) == value for name, value in wanted.items())
+        ]
+
+    async def _tickers(self, request: web.Request) -> list[dict[str, Any]]:
+        inst_type = self._inst_type(request)
+        return [
+            self._ticker_entry(instrument, self.prices[instrument.symbol])
+            for instrument in self.instruments
+            if instrument.info["instType"] == inst_type and instrument.symbol in self.prices
+        ]
+
+    async def _ticker(self, request: web.Request) -> list[dict[str, Any]]:
+        inst_id = request.query.get("instId", "")
+        if not inst_id:
+            raise _param_missing("instId")
+        instrument = self._by_id.get(inst_id)
+        if instrument is None or instrument.symbol not in self.prices:
+            raise okx_error(200, "51001", "Instrument ID doesn't exist.")
+        return [self._ticker_entry(instrument, self.prices[instrument.symbol])]
+
+    def _ticker_entry(self, instrument: Instrument, stats: PriceStats) -> dict[str, Any]:
+        ask = instrument.price(stats.last)
+        return {
+            "instType": instrument.info["instType"],
+            "instId": instrument.inst_id,
+            "last": _num(ask),
+            "lastSz": _num(instrument.size(stats.volume / 300000)),
+            "askPx": _num(ask),
+            "askSz": _num(instrument.size(stats.volume / 50000)),
+            "bidPx": _num(max(ask - instrument.tick, instrument.tick)),
+            "bidSz": _num(instrument.size(stats.volume / 20000)),
+            "open24h": _num(instrument.price(stats.open)),
+            "high24h": _num(instrument.price(stats.high)),
+            "low24h": _num(instrument.price(stats.low)),
+            "volCcy24h": _num(stats.quote_volume.quantize(Decimal("1e-8"))),
+            "vol24h": _num(stats.volume),
+            "ts": str(self.server_time_ms()),
+            "sodUtc0": _num(instrument.price(stats.open)),
+            "sodUtc8": _num(instrument.price(stats.open)),
+        }
+
+    # ----- private endpoints -----------------------------------------------------------------
+
+    async def _config(self, request: web.Request, record: KeyRecord) -> list[dict[str, Any]]:
+        """``perm`` and ``ip`` describe the calling key; the rest is a spot-mode account."""
+        flags = record.permissions
+        perm = [
+            name
+            for name, granted in (
+                ("read_only", flags.read),
+                ("withdraw", flags.withdraw),
+                ("trade", flags.spot_trade or flags.futures_trade),
+            )
+            if granted
+        ]
+        uid = str(record.account.uid)
+        return [
+            {
+                "acctLv": "1",
+                "acctStpMode": "cancel_maker",
+                "autoLoan": False,
+                "ctIsoMode": "automatic",
+                "enableSpotBorrow": False,
+                "greeksType": "PA",
+                "ip": ",".join(sorted(record.trusted_ips)) if flags.ip_restricted else "",
+                "kycLv": "2",
+                "label": f"{record.account.name}-api",
+                "level": "Lv1",
+                "levelTmp": "",
+                "liquidationGear": "-1",
+                "mainUid": uid,
+                "mgnIsoMode": "automatic",
+                "opAuth": "0",
+                "perm": ",".join(perm),
+                "posMode": "net_mode",
+                "roleType": "0",
+                "spotBorrowAutoRepay": False,
+                "spotOffsetType": "",
+                "spotRoleType": "0",
+                "spotTraderInsts": [],
+                "traderInsts": [],
+                "type": "0",
+                "uid": uid,
+            }
+        ]
+
+    async def _balance(self, request: web.Request, record: KeyRecord) -> list[dict[str, Any]]:
+        """The trading account: non-zero assets only, ``ccy`` (comma list) narrows it."""
+        account = record.account
+        wanted = {ccy for ccy in request.query.get("ccy", "").split(",") if ccy}
+        held = {
+            ccy: balance
+            for ccy, balance in account.balances.items()
+            if balance.total and (not wanted or ccy in wanted)
+        }
+        details = [self._balance_detail(account, ccy, balance) for ccy, balance in held.items()]
+        total_usd = sum(
+            (self._usd(ccy, balance.total) for ccy, balance in held.items()), Decimal(0)
+        )
+        return [
+            {
+                "adjEq": "",
+                "availEq": "",
+                "borrowFroz": "",
+                "details": details,
+                "imr": "",
+                "isoEq": "0",
+                "mgnRatio": "",
+                "mmr": "",
+                "notionalUsd": "",
+                "notionalUsdForBorrow": "",
+                "notionalUsdForFutures": "",
+                "notionalUsdForOption": "",
+                "notionalUsdForSwap": "",
+                "ordFroz": "",
+                "totalEq": _num(total_usd),
+                "uTime": str(account.updated_ms),
+                "upl": "0",
+            }
+        ]
+
+    def _usd(self, ccy: str, amount: Decimal) -> Decimal:
+        """Dollar value at the demo USDT price (USDT at par, unpriced assets at zero)."""
+        if ccy == "USDT":
+            return amount
+        stats = self.prices.get(f"{ccy}/USDT")
+        return (amount * stats.last).quantize(Decimal("1e-8")) if stats else Decimal(0)
+
+    def _balance_detail(self, account: DemoAccount, ccy: str, balance: Balance) -> dict[str, Any]:
+        usd = _num(self._usd(ccy, balance.total))
+        return {
+            "accAvgPx": "",
+            "availBal": _num(balance.free),
+            "availEq": _num(balance.free),
+            "borrowFroz": "",
+            "cashBal": _num(balance.total),
+            "ccy": ccy,
+            "clSpotInUseAmt": "",
+            "crossLiab": "",
+            "disEq": usd,
+            "eq": _num(balance.total),
+            "eqUsd": usd,
+            "fixedBal": "0",
+            "frozenBal": _num(balance.used),
+            "imr": "",
+            "interest": "",
+            "isoEq": "",
+            "isoLiab": "",
+            "isoUpl": "",
+            "liab": "",
+            "maxLoan": "",
+            "maxSpotInUse": "",
+            "mgnRatio": "",
+            "mmr": "",
+            "notionalLever": "",
+            "openAvgPx": "",
+            "ordFrozen": _num(balance.used),
+            "rewardBal": "0",
+            "smtSyncEq": "0",
+            "spotBal": _num(balance.total),
+            "spotCopyTradingEq": "0",
+            "spotInUseAmt": "",
+            "spotIsoBal": "0",
+            "spotUpl": "",
+            "spotUplRatio": "",
+            "stgyEq": "0",
+            "totalPnl": "",
+            "totalPnlRatio": "",
+            "twap": "0",
+            "uTime": str(account.updated_ms),
+            "upl": "",
+            "uplLiab": "",
+        }
+
+    async def _currencies(self, request: web.Request, record: KeyRecord) -> list[dict[str, Any]]:
+        """One entry per (currency, chain); ``ccy`` (comma list) narrows it."""
+        wanted = {ccy for ccy in request.query.get("ccy", "").split(",") if ccy}
+        return [
+            _chain_entry(ccy, name, chain, fee, min_wd, main=index == 0)
+            for ccy, (name, chains) in CHAINS.items()
+            if not wanted or ccy in wanted
+            for index, (chain, fee, min_wd) in enumerate(chains)
+        ]
+
+
+def _chain_entry(
+    ccy: str, name: str, chain: str, fee: str, min_wd: str, *, main: bool
+) -> dict[str, Any]:
+    return {
+        "burningFeeRate": "",
+        "canDep": True,
+        "canInternal": True,
+        "canWd": True,
+        "ccy": ccy,
+        "chain": chain,
+        "ctAddr": "",
+        "depEstOpenTime": "",
+        "depQuotaFixed": "",
+        "depQuoteDailyLayer2": "",
+        "fee": fee,
+        "logoLink": "",
+        "mainNet": main,
+        "maxFee": fee,
+        "maxWd": "10000000",
+        "minDep": "0.00000001",
+        "minDepArrivalConfirm": "2",
+        "minFee": fee,
+        "minWd": min_wd,
+        "minWdUnlockConfirm": "4",
+        "name": name,
+        "needTag": ccy == "XRP",
+        "usedDepQuotaFixed": "",
+        "usedWdQuota": "0",
+        "wdEstOpenTime": "",
+        "wdQuota": "10000000",
+        "wdTickSz": "8",
+    }

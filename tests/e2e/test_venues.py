@@ -1,0 +1,69 @@
+"""Every venue beyond Binance spot, through its own local server: the same promises hold."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from bot.exchanges.catalogue import VENUES
+from bot.sandbox.exchanges import SERVERS, DemoPermissions, VenueServer
+from bot.sandbox.telegram import ChatDriver
+from tests.e2e.conftest import World, connect
+
+VENUE_IDS = sorted(v for v in VENUES if v != "binance" and v in SERVERS)
+
+
+@pytest.fixture(params=VENUE_IDS)
+async def venue(request: pytest.FixtureRequest) -> AsyncIterator[VenueServer]:
+    async with SERVERS[request.param]() as server:
+        yield server
+
+
+@pytest.fixture
+async def venue_bot(
+    world: World, venue: VenueServer, start_bot: Callable[..., Any]
+) -> AsyncIterator[str]:
+    endpoints = {"binance": world.binance.base_url, venue.venue_id: venue.base_url}
+    async with start_bot(exchange_endpoints=endpoints):
+        yield venue.venue_id
+
+
+def issue(venue: VenueServer, **flags: bool) -> Any:
+    needs = VENUES[venue.venue_id].needs_passphrase
+    return venue.issue_key(DemoPermissions(**flags), with_passphrase=needs)
+
+
+async def test_a_read_key_connects(venue_bot: str, venue: VenueServer, alice: ChatDriver) -> None:
+    card = await connect(alice, venue_bot, issue(venue, read=True))
+    assert f"is connected to {VENUES[venue_bot].name}" in card
+    assert "❌ withdraw" in card or "withdraw (not reported)" in card
+
+
+async def test_a_withdraw_key_is_refused(
+    venue_bot: str, venue: VenueServer, alice: ChatDriver
+) -> None:
+    text = await connect(alice, venue_bot, issue(venue, read=True, withdraw=True))
+    assert "withdraw funds" in text and "stored nothing" in text
+    await alice.send("/connections")
+    assert "No exchange accounts" in (await alice.reply()).text
+
+
+async def test_a_wrong_secret_is_refused(
+    venue_bot: str, venue: VenueServer, alice: ChatDriver
+) -> None:
+    key, other = issue(venue, read=True), issue(venue, read=True)
+    text = await connect(alice, venue_bot, replace(key, secret=other.secret))  # well-formed, wrong
+    assert "Nothing was stored" in text
+
+
+async def test_a_wrong_passphrase_is_named(
+    venue_bot: str, venue: VenueServer, alice: ChatDriver
+) -> None:
+    if not VENUES[venue_bot].needs_passphrase:
+        pytest.skip(f"{venue_bot} keys have no passphrase")
+    key = issue(venue, read=True)
+    text = await connect(alice, venue_bot, replace(key, passphrase=key.passphrase + "x"))
+    assert "The passphrase does not match this API key." in text
