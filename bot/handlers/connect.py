@@ -7,6 +7,7 @@ completion, /cancel and timeout. Every message that may carry a secret is delete
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -161,63 +162,65 @@ async def receive_label(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
     return API_KEY
 
 
-async def receive_api_key(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+async def _take_secret(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, clean: Callable[[str], str], state: int
+) -> tuple[int, Draft, str] | int:
+    """Delete first, then validate: how every step that receives a secret begins.
+
+    Returns (chat id, draft, cleaned value), or the state to stay in / end on a problem.
+    """
     message = cast(Message, update.effective_message)
-    draft = _draft(context)
-    services(context).connections.remember_secrets((message.text or "").strip())
+    text = message.text or ""
+    services(context).connections.remember_secrets(text.strip())
     await delete_secret_message(message, context)
+    draft = _draft(context)
     if draft is None or draft.venue is None:
         return ConversationHandler.END
     try:
-        draft.api_key = clean_api_key(message.text or "")
+        return message.chat_id, draft, clean(text)
     except InputProblem as problem:
-        await context.bot.send_message(message.chat_id, f"{problem}")
-        return API_KEY
+        await context.bot.send_message(message.chat_id, str(problem))
+        return state
+
+
+async def _ask(chat_id: int, context: ContextTypes.DEFAULT_TYPE, got: str, wanted: str) -> None:
     await context.bot.send_message(
-        message.chat_id,
-        f"🔑 Got the {esc(draft.venue.key_label)} and deleted your message.\n"
-        f"Now paste the <b>{esc(draft.venue.secret_label)}</b>.",
+        chat_id,
+        f"🔑 Got the {esc(got)} and deleted your message.\nNow paste the <b>{esc(wanted)}</b>.",
         parse_mode=HTML,
     )
+
+
+async def receive_api_key(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    taken = await _take_secret(update, context, clean_api_key, API_KEY)
+    if isinstance(taken, int):
+        return taken
+    chat_id, draft, value = taken
+    draft.api_key = value
+    assert draft.venue is not None
+    await _ask(chat_id, context, draft.venue.key_label, draft.venue.secret_label)
     return SECRET
 
 
 async def receive_secret(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    message = cast(Message, update.effective_message)
-    draft = _draft(context)
-    services(context).connections.remember_secrets((message.text or "").strip())
-    await delete_secret_message(message, context)
-    if draft is None or draft.venue is None:
-        return ConversationHandler.END
-    try:
-        draft.secret = clean_secret(message.text or "")
-    except InputProblem as problem:
-        await context.bot.send_message(message.chat_id, f"{problem}")
-        return SECRET
+    taken = await _take_secret(update, context, clean_secret, SECRET)
+    if isinstance(taken, int):
+        return taken
+    chat_id, draft, value = taken
+    draft.secret = value
+    assert draft.venue is not None
     if draft.venue.needs_passphrase:
-        await context.bot.send_message(
-            message.chat_id,
-            f"🔑 Got the {esc(draft.venue.secret_label)} and deleted your message.\n"
-            f"Now paste the <b>{esc(draft.venue.passphrase_label)}</b> you chose for this key.",
-            parse_mode=HTML,
-        )
+        await _ask(chat_id, context, draft.venue.secret_label, draft.venue.passphrase_label)
         return PASSPHRASE
-    return await _check_and_store(message.chat_id, context, draft, passphrase=None)
+    return await _check_and_store(chat_id, context, draft, passphrase=None)
 
 
 async def receive_passphrase(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
-    message = cast(Message, update.effective_message)
-    draft = _draft(context)
-    services(context).connections.remember_secrets((message.text or "").strip())
-    await delete_secret_message(message, context)
-    if draft is None or draft.venue is None:
-        return ConversationHandler.END
-    try:
-        passphrase = clean_passphrase(message.text or "")
-    except InputProblem as problem:
-        await context.bot.send_message(message.chat_id, f"{problem}")
-        return PASSPHRASE
-    return await _check_and_store(message.chat_id, context, draft, passphrase=passphrase)
+    taken = await _take_secret(update, context, clean_passphrase, PASSPHRASE)
+    if isinstance(taken, int):
+        return taken
+    chat_id, draft, passphrase = taken
+    return await _check_and_store(chat_id, context, draft, passphrase=passphrase)
 
 
 async def _check_and_store(
