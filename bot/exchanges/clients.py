@@ -29,6 +29,7 @@ def new_client(
     Sandbox mode is set before the endpoint rewrite, because it swaps the URL table.
     """
     config: dict[str, Any] = {
+        **copy.deepcopy(dict(venue.ccxt_config)),
         "enableRateLimit": True,
         "timeout": timeout_ms,
         "options": copy.deepcopy(dict(venue.ccxt_options)),

@@ -58,16 +58,22 @@ def diagnose(exc: BaseException) -> Diagnosis:
     if isinstance(exc, ccxt.InvalidNonce):
         return Diagnosis(
             ConnectionStatus.ERROR,
-            "The exchange rejected the request time: this server's clock is off.",
-            "Sync the server clock (NTP); the connection heals by itself once it is right.",
+            "The exchange rejected the request's time stamp or nonce: this server's clock is "
+            "off, or another program is using the same API key.",
+            "Sync the server clock (NTP) and give every program its own API key; the connection "
+            "heals by itself once that is right.",
             final=False,
             exchange_message=said,
         )
-    if isinstance(exc, ccxt.AuthenticationError):
+    # Some venues (Kraken) report a bad signature as a plain exchange error.
+    signature = any(hint in lowered for hint in SIGNATURE_HINTS)
+    if isinstance(exc, ccxt.AuthenticationError) or (
+        isinstance(exc, ccxt.ExchangeError) and signature
+    ):
         if "passphrase" in lowered:
             cause = "The passphrase does not match this API key."
             fix = "Enter the passphrase you chose when you created this key on the exchange."
-        elif any(hint in lowered for hint in SIGNATURE_HINTS):
+        elif signature:
             cause = "The secret does not match this API key."
             fix = (
                 "Copy the secret again from the exchange (it is shown only once) or make a new key."
@@ -106,3 +112,13 @@ def diagnose(exc: BaseException) -> Diagnosis:
         final=False,
         exchange_message=said,
     )
+
+
+WRONG_TAB = Diagnosis(
+    ConnectionStatus.REAUTH,
+    "This key cannot use futures: it was made without “Enable Futures” (under the wrong tab, "
+    "or before the futures account was opened).",
+    "Edit the key on the exchange and tick “Enable Futures”, or create a new key under the "
+    "Futures tab, then connect it again.",
+    final=True,
+)

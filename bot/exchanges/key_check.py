@@ -11,7 +11,7 @@ from bot.clock import Clock
 from bot.exchanges.call_log import CallLog
 from bot.exchanges.catalogue import Venue
 from bot.exchanges.clients import new_client
-from bot.exchanges.diagnosis import Diagnosis, diagnose
+from bot.exchanges.diagnosis import WRONG_TAB, Diagnosis, diagnose
 from bot.exchanges.permissions import PermissionSummary
 from storage.activity import ActivityEntry
 from storage.credentials import Credentials
@@ -54,6 +54,8 @@ async def check_key(
         permissions = await venue.probe(client)
         if permissions.can_move_funds_out:
             return KeyRefused(permissions)
+        if venue.requires_derivatives and not permissions.derivatives_trade:
+            return KeyRejected(WRONG_TAB)
         held = assets_held(await client.fetch_balance())
         return KeyAccepted(permissions, held, tuple(calls.entries))
     except ccxt.BaseError as exc:

@@ -17,7 +17,7 @@ from bot.clock import Clock
 from bot.exchanges.call_log import CallLog
 from bot.exchanges.catalogue import Venue
 from bot.exchanges.clients import new_client
-from bot.exchanges.diagnosis import Diagnosis, diagnose
+from bot.exchanges.diagnosis import WRONG_TAB, Diagnosis, diagnose
 from bot.exchanges.key_check import assets_held
 from bot.exchanges.permissions import PermissionSummary
 from storage.activity import ActivityEntry
@@ -92,7 +92,9 @@ def _clock(offset: int | None) -> CheckStep:
     )
 
 
-def _permissions(summary: PermissionSummary) -> CheckStep:
+def _permissions(summary: PermissionSummary, venue: Venue) -> CheckStep:
+    if venue.requires_derivatives and not summary.derivatives_trade:
+        return CheckStep(STEP_NAMES[3], False, WRONG_TAB.cause, WRONG_TAB.fix)
     if summary.can_move_funds_out:
         return CheckStep(
             STEP_NAMES[3],
@@ -142,7 +144,7 @@ async def diagnose_key(
         current = STEP_NAMES[2]
         permissions = await venue.probe(client)
         steps.append(CheckStep(current, True, "the exchange accepted the key and its signature"))
-        steps += [_permissions(permissions), _ip(permissions, outbound_ips)]
+        steps += [_permissions(permissions, venue), _ip(permissions, outbound_ips)]
         current = STEP_NAMES[5]
         held = assets_held(await client.fetch_balance())
         plural = "s" if held != 1 else ""

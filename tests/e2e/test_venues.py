@@ -14,6 +14,7 @@ from bot.sandbox.telegram import ChatDriver
 from tests.e2e.conftest import World, connect
 
 VENUE_IDS = sorted(v for v in VENUES if v != "binance" and v in SERVERS)
+PASSPHRASE_VENUE_IDS = [v for v in VENUE_IDS if VENUES[v].needs_passphrase]
 
 
 @pytest.fixture(params=VENUE_IDS)
@@ -32,8 +33,11 @@ async def venue_bot(
 
 
 def issue(venue: VenueServer, **flags: bool) -> Any:
-    needs = VENUES[venue.venue_id].needs_passphrase
-    return venue.issue_key(DemoPermissions(**flags), with_passphrase=needs)
+    """A key as a careful user makes it: with futures rights where the venue is futures."""
+    entry = VENUES[venue.venue_id]
+    if entry.requires_derivatives:
+        flags.setdefault("futures_trade", True)
+    return venue.issue_key(DemoPermissions(**flags), with_passphrase=entry.needs_passphrase)
 
 
 async def test_a_read_key_connects(venue_bot: str, venue: VenueServer, alice: ChatDriver) -> None:
@@ -59,11 +63,19 @@ async def test_a_wrong_secret_is_refused(
     assert "Nothing was stored" in text
 
 
+@pytest.mark.parametrize("venue", PASSPHRASE_VENUE_IDS, indirect=True)
 async def test_a_wrong_passphrase_is_named(
     venue_bot: str, venue: VenueServer, alice: ChatDriver
 ) -> None:
-    if not VENUES[venue_bot].needs_passphrase:
-        pytest.skip(f"{venue_bot} keys have no passphrase")
     key = issue(venue, read=True)
     text = await connect(alice, venue_bot, replace(key, passphrase=key.passphrase + "x"))
     assert "The passphrase does not match this API key." in text
+
+
+async def test_a_spot_tab_key_on_futures_is_explained(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    futures = SERVERS["binanceusdm"]()
+    async with futures, start_bot(exchange_endpoints={"binanceusdm": futures.base_url}):
+        text = await connect(alice, "binanceusdm", futures.issue_key(DemoPermissions()))
+    assert "without “Enable Futures”" in text and "Nothing was stored" in text

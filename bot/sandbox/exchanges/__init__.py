@@ -11,11 +11,15 @@ from bot.sandbox.exchanges.base import (
     VenueServer,
 )
 from bot.sandbox.exchanges.binance import BinanceServer
+from bot.sandbox.exchanges.binanceusdm import BinanceUsdmServer
+from bot.sandbox.exchanges.kraken import KrakenServer
 from bot.sandbox.exchanges.okx import OkxServer
 
 #: The local server standing in for each venue of the catalogue, by ccxt id.
 SERVERS: dict[str, type[VenueServer]] = {
     "binance": BinanceServer,
+    "binanceusdm": BinanceUsdmServer,
+    "kraken": KrakenServer,
     "okx": OkxServer,
 }
 
@@ -23,10 +27,12 @@ __all__ = [
     "SERVERS",
     "Balance",
     "BinanceServer",
+    "BinanceUsdmServer",
     "DemoAccount",
     "DemoKey",
     "DemoPermissions",
     "KeyRecord",
+    "KrakenServer",
     "LoggedRequest",
     "OkxServer",
     "VenueError",

@@ -1,11 +1,12 @@
 """A local Binance spot API that checks requests the way Binance does.
 
-Signed endpoints need ``X-MBX-APIKEY`` and an HMAC-SHA256 hex ``signature`` over the total params
-(query string followed directly by the url-encoded body), a ``timestamp`` inside ``recvWindow`` of
-the server clock, and a key allowed from the caller's IP. Every refusal uses Binance's own code,
-message and HTTP status, so ccxt maps it to the exception class it raises against Binance.
-Markets are the recorded exchangeInfo entries from ccxt's static test data. HMAC keys only (no
-Ed25519/RSA).
+``BinanceApiServer`` holds what every Binance API family shares (the USDⓈ-M futures server builds
+on it). Signed endpoints need ``X-MBX-APIKEY`` and an HMAC-SHA256 hex ``signature`` over the total
+params (query string followed directly by the url-encoded body), a ``timestamp`` inside
+``recvWindow`` of the server clock, and a key allowed from the caller's IP. Every refusal uses
+Binance's own code, message and HTTP status, so ccxt maps it to the exception class it raises
+against Binance. Markets are the recorded exchangeInfo entries from ccxt's static test data. HMAC
+keys only (no Ed25519/RSA).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -107,9 +108,13 @@ COINS: Mapping[str, tuple[str, tuple[Network, ...]]] = {
 }
 
 
+#: Which recorded markets a server lists: spot pairs, or USDⓈ-M (USDT-margined) perpetuals.
+MarketKind = Literal["spot", "linear"]
+
+
 @dataclass(frozen=True)
-class SpotMarket:
-    """One spot market: ``info`` is the raw exchangeInfo symbol entry as Binance sends it."""
+class BinanceMarket:
+    """One market: ``info`` is the raw exchangeInfo symbol entry as Binance sends it."""
 
     symbol: str
     id: str
@@ -129,17 +134,18 @@ class SpotMarket:
 
 
 @functools.cache
-def load_spot_markets(reference_dir: Path) -> tuple[SpotMarket, ...]:
-    """The spot markets of ``markets/binance.json`` (read once per process)."""
+def load_markets(reference_dir: Path, kind: MarketKind) -> tuple[BinanceMarket, ...]:
+    """The ``kind`` markets of ``markets/binance.json`` (read once per process)."""
     recorded = json.loads((reference_dir / "markets" / "binance.json").read_text())
     markets = []
     for market in recorded.values():
-        if not market.get("spot"):
+        wanted = market.get("spot") if kind == "spot" else market.get("swap") and market["linear"]
+        if not wanted:
             continue
         info = market["info"]
         filters = {f["filterType"]: f for f in info["filters"]}
         markets.append(
-            SpotMarket(
+            BinanceMarket(
                 symbol=market["symbol"],
                 id=info["symbol"],
                 base=info["baseAsset"],
@@ -186,42 +192,39 @@ def _without_signature(raw: str) -> str:
     return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
 
 
-def _fmt(value: Decimal) -> str:
+def eight_decimals(value: Decimal) -> str:
+    """Amounts and prices as Binance writes them in balances and spot tickers."""
     return f"{value:.8f}"
 
 
-class BinanceServer(VenueServer):
-    """Binance spot (``/api/v3``) and the wallet/margin ``/sapi/v1`` endpoints ccxt needs."""
+class BinanceApiServer(VenueServer):
+    """What Binance's API families share: HMAC-signed requests checked the Binance way, error
+    shapes, the wallet (``/sapi``) endpoints, recorded markets and ticker plumbing.
 
-    venue_id = "binance"
+    A family (spot, USDⓈ-M futures) says which markets it lists and adds its own routes.
+    """
+
+    #: Which recorded markets this family lists.
+    market_kind: ClassVar[MarketKind]
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
     ) -> None:
         super().__init__(host=host, port=port, reference_dir=reference_dir)
-        self.markets = load_spot_markets(self.reference_dir)
+        self.markets = load_markets(self.reference_dir, self.market_kind)
         self._markets_by_id = {market.id: market for market in self.markets}
         for market in self.markets:
-            if market.symbol in DEMO_PRICES:
-                self.set_price(market.symbol, DEMO_PRICES[market.symbol])
+            # A perpetual starts at its spot pair's demo price.
+            start = DEMO_PRICES.get(f"{market.base}/{market.quote}")
+            if start is not None:
+                self.set_price(market.symbol, start)
 
-    def add_routes(self, router: web.UrlDispatcher) -> None:
-        routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
-            "/api/v3/ping": self.public(self._ping),
-            "/api/v3/time": self.public(self._time),
-            "/api/v3/exchangeInfo": self.public(self._exchange_info),
-            "/api/v3/ticker/24hr": self.public(self._tickers(self._ticker_24hr)),
-            "/api/v3/ticker/price": self.public(self._tickers(self._ticker_price)),
-            "/api/v3/ticker/bookTicker": self.public(self._tickers(self._book_ticker)),
-            "/api/v3/account": self.private(self._account),
+    def wallet_routes(self) -> dict[str, Callable[[web.Request], Awaitable[web.Response]]]:
+        """The ``/sapi`` endpoints every Binance key can reach, whichever family it trades."""
+        return {
             "/sapi/v1/account/apiRestrictions": self.private(self._api_restrictions),
             "/sapi/v1/capital/config/getall": self.private(self._coins),
-            # ccxt's load_markets asks for these whenever a key is set (option fetchMargins).
-            "/sapi/v1/margin/allPairs": self.private(self._cross_margin_pairs),
-            "/sapi/v1/margin/isolated/allPairs": self.private(self._isolated_margin_pairs),
         }
-        for path, endpoint in routes.items():
-            router.add_get(path, endpoint)
 
     # ----- authentication --------------------------------------------------------------------
 
@@ -231,7 +234,7 @@ class BinanceServer(VenueServer):
             raise binance_error(401, -2014, "API-key format invalid.")
         record = self.key_record(api_key)
         if record is None:
-            raise _rejected()
+            raise self.rejected(request)
         query = request.raw_path.partition("?")[2]
         body = await request.text() if request.body_exists else ""
         params = dict(parse_qsl(query, keep_blank_values=True))
@@ -263,8 +266,12 @@ class BinanceServer(VenueServer):
         if not hmac.compare_digest(expected, signature.lower()):
             raise binance_error(400, -1022, "Signature for this request is not valid.")
         if not self.authorize(record, request, needs):
-            raise _rejected()
+            raise self.rejected(request)
         return record
+
+    def rejected(self, request: web.Request) -> VenueError:
+        """Binance's -2015 for an unknown key, a caller IP not allowed or a missing permission."""
+        return _rejected()
 
     # ----- errors ----------------------------------------------------------------------------
 
@@ -304,22 +311,15 @@ class BinanceServer(VenueServer):
     async def _time(self, request: web.Request) -> dict[str, Any]:
         return {"serverTime": self.server_time_ms()}
 
-    async def _exchange_info(self, request: web.Request) -> dict[str, Any]:
-        return {
-            "timezone": "UTC",
-            "serverTime": self.server_time_ms(),
-            "rateLimits": RATE_LIMITS,
-            "exchangeFilters": [],
-            "symbols": [market.info for market in self.markets],
-        }
-
-    def _market(self, market_id: object) -> SpotMarket:
+    def _market(self, market_id: object) -> BinanceMarket:
         market = self._markets_by_id.get(str(market_id))
         if market is None or market.symbol not in self.prices:
             raise binance_error(400, -1121, "Invalid symbol.")
         return market
 
-    def _tickers(self, shape: Callable[[SpotMarket, PriceStats], dict[str, Any]]) -> PublicHandler:
+    def _tickers(
+        self, shape: Callable[[BinanceMarket, PriceStats], dict[str, Any]]
+    ) -> PublicHandler:
         """A ticker endpoint: one object for ``symbol``, a list for ``symbols`` or for all."""
 
         async def handler(request: web.Request) -> Any:
@@ -340,80 +340,16 @@ class BinanceServer(VenueServer):
 
         return handler
 
-    def _book(self, market: SpotMarket, stats: PriceStats) -> dict[str, str]:
+    def _book(self, market: BinanceMarket, stats: PriceStats) -> dict[str, str]:
         ask = market.price(stats.last)
         return {
-            "bidPrice": _fmt(max(ask - market.tick, market.tick)),
-            "bidQty": _fmt(market.amount(stats.volume / 20000)),
-            "askPrice": _fmt(ask),
-            "askQty": _fmt(market.amount(stats.volume / 50000)),
+            "bidPrice": eight_decimals(max(ask - market.tick, market.tick)),
+            "bidQty": eight_decimals(market.amount(stats.volume / 20000)),
+            "askPrice": eight_decimals(ask),
+            "askQty": eight_decimals(market.amount(stats.volume / 50000)),
         }
-
-    def _ticker_24hr(self, market: SpotMarket, stats: PriceStats) -> dict[str, Any]:
-        now = self.server_time_ms()
-        change = market.price(stats.last) - market.price(stats.open)
-        first_id = 3_000_000_000
-        book = self._book(market, stats)
-        return {
-            "symbol": market.id,
-            "priceChange": _fmt(change),
-            "priceChangePercent": f"{change / stats.open * 100:.3f}",
-            "weightedAvgPrice": _fmt(market.price((stats.open + stats.last) / 2)),
-            "prevClosePrice": _fmt(market.price(stats.open)),
-            "lastPrice": book["askPrice"],
-            "lastQty": _fmt(market.amount(stats.volume / 300000)),
-            **book,
-            "openPrice": _fmt(market.price(stats.open)),
-            "highPrice": _fmt(market.price(stats.high)),
-            "lowPrice": _fmt(market.price(stats.low)),
-            "volume": _fmt(stats.volume),
-            "quoteVolume": _fmt(stats.quote_volume),
-            "openTime": now - 86_400_000,
-            "closeTime": now,
-            "firstId": first_id,
-            "lastId": first_id + stats.trades - 1,
-            "count": stats.trades,
-        }
-
-    def _ticker_price(self, market: SpotMarket, stats: PriceStats) -> dict[str, Any]:
-        return {"symbol": market.id, "price": _fmt(market.price(stats.last))}
-
-    def _book_ticker(self, market: SpotMarket, stats: PriceStats) -> dict[str, Any]:
-        return {"symbol": market.id, **self._book(market, stats)}
 
     # ----- signed endpoints ------------------------------------------------------------------
-
-    async def _account(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
-        """``canTrade``/``canWithdraw`` follow the calling key's permissions, as Binance reports."""
-        account = record.account
-        omit_zero = request.query.get("omitZeroBalances") == "true"
-        return {
-            "makerCommission": 10,
-            "takerCommission": 10,
-            "buyerCommission": 0,
-            "sellerCommission": 0,
-            "commissionRates": {
-                "maker": "0.00100000",
-                "taker": "0.00100000",
-                "buyer": "0.00000000",
-                "seller": "0.00000000",
-            },
-            "canTrade": record.permissions.spot_trade,
-            "canWithdraw": record.permissions.withdraw,
-            "canDeposit": True,
-            "brokered": False,
-            "requireSelfTradePrevention": False,
-            "preventSor": False,
-            "updateTime": account.updated_ms,
-            "accountType": "SPOT",
-            "balances": [
-                {"asset": asset, "free": _fmt(balance.free), "locked": _fmt(balance.used)}
-                for asset, balance in account.balances.items()
-                if not (omit_zero and balance.total == 0)
-            ],
-            "permissions": ["SPOT"],
-            "uid": account.uid,
-        }
 
     async def _api_restrictions(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
         flags = record.permissions
@@ -442,6 +378,111 @@ class BinanceServer(VenueServer):
         assets = {m.base for m in self.markets} | {m.quote for m in self.markets} | set(held)
         return [_coin(asset, held.get(asset, Balance(Decimal(0)))) for asset in sorted(assets)]
 
+
+class BinanceServer(BinanceApiServer):
+    """Binance spot (``/api/v3``) and the wallet/margin ``/sapi/v1`` endpoints ccxt needs."""
+
+    venue_id = "binance"
+    market_kind = "spot"
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
+            "/api/v3/ping": self.public(self._ping),
+            "/api/v3/time": self.public(self._time),
+            "/api/v3/exchangeInfo": self.public(self._exchange_info),
+            "/api/v3/ticker/24hr": self.public(self._tickers(self._ticker_24hr)),
+            "/api/v3/ticker/price": self.public(self._tickers(self._ticker_price)),
+            "/api/v3/ticker/bookTicker": self.public(self._tickers(self._book_ticker)),
+            "/api/v3/account": self.private(self._account),
+            **self.wallet_routes(),
+            # ccxt's load_markets asks for these whenever a key is set (option fetchMargins).
+            "/sapi/v1/margin/allPairs": self.private(self._cross_margin_pairs),
+            "/sapi/v1/margin/isolated/allPairs": self.private(self._isolated_margin_pairs),
+        }
+        for path, endpoint in routes.items():
+            router.add_get(path, endpoint)
+
+    # ----- public endpoints ------------------------------------------------------------------
+
+    async def _exchange_info(self, request: web.Request) -> dict[str, Any]:
+        return {
+            "timezone": "UTC",
+            "serverTime": self.server_time_ms(),
+            "rateLimits": RATE_LIMITS,
+            "exchangeFilters": [],
+            "symbols": [market.info for market in self.markets],
+        }
+
+    def _ticker_24hr(self, market: BinanceMarket, stats: PriceStats) -> dict[str, Any]:
+        now = self.server_time_ms()
+        change = market.price(stats.last) - market.price(stats.open)
+        first_id = 3_000_000_000
+        book = self._book(market, stats)
+        return {
+            "symbol": market.id,
+            "priceChange": eight_decimals(change),
+            "priceChangePercent": f"{change / stats.open * 100:.3f}",
+            "weightedAvgPrice": eight_decimals(market.price((stats.open + stats.last) / 2)),
+            "prevClosePrice": eight_decimals(market.price(stats.open)),
+            "lastPrice": book["askPrice"],
+            "lastQty": eight_decimals(market.amount(stats.volume / 300000)),
+            **book,
+            "openPrice": eight_decimals(market.price(stats.open)),
+            "highPrice": eight_decimals(market.price(stats.high)),
+            "lowPrice": eight_decimals(market.price(stats.low)),
+            "volume": eight_decimals(stats.volume),
+            "quoteVolume": eight_decimals(stats.quote_volume),
+            "openTime": now - 86_400_000,
+            "closeTime": now,
+            "firstId": first_id,
+            "lastId": first_id + stats.trades - 1,
+            "count": stats.trades,
+        }
+
+    def _ticker_price(self, market: BinanceMarket, stats: PriceStats) -> dict[str, Any]:
+        return {"symbol": market.id, "price": eight_decimals(market.price(stats.last))}
+
+    def _book_ticker(self, market: BinanceMarket, stats: PriceStats) -> dict[str, Any]:
+        return {"symbol": market.id, **self._book(market, stats)}
+
+    # ----- signed endpoints ------------------------------------------------------------------
+
+    async def _account(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """``canTrade``/``canWithdraw`` follow the calling key's permissions, as Binance reports."""
+        account = record.account
+        omit_zero = request.query.get("omitZeroBalances") == "true"
+        return {
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "commissionRates": {
+                "maker": "0.00100000",
+                "taker": "0.00100000",
+                "buyer": "0.00000000",
+                "seller": "0.00000000",
+            },
+            "canTrade": record.permissions.spot_trade,
+            "canWithdraw": record.permissions.withdraw,
+            "canDeposit": True,
+            "brokered": False,
+            "requireSelfTradePrevention": False,
+            "preventSor": False,
+            "updateTime": account.updated_ms,
+            "accountType": "SPOT",
+            "balances": [
+                {
+                    "asset": asset,
+                    "free": eight_decimals(balance.free),
+                    "locked": eight_decimals(balance.used),
+                }
+                for asset, balance in account.balances.items()
+                if not (omit_zero and balance.total == 0)
+            ],
+            "permissions": ["SPOT"],
+            "uid": account.uid,
+        }
+
     async def _cross_margin_pairs(
         self, request: web.Request, record: KeyRecord
     ) -> list[dict[str, Any]]:
@@ -455,11 +496,11 @@ class BinanceServer(VenueServer):
     ) -> list[dict[str, Any]]:
         return [_margin_pair(market) for market in self._margin_markets()]
 
-    def _margin_markets(self) -> list[SpotMarket]:
+    def _margin_markets(self) -> list[BinanceMarket]:
         return [m for m in self.markets if m.info.get("isMarginTradingAllowed")]
 
 
-def _margin_pair(market: SpotMarket) -> dict[str, Any]:
+def _margin_pair(market: BinanceMarket) -> dict[str, Any]:
     return {
         "base": market.base,
         "isBuyAllowed": True,
@@ -478,8 +519,8 @@ def _coin(asset: str, balance: Balance) -> dict[str, Any]:
         "depositAllEnable": True,
         "withdrawAllEnable": True,
         "name": name,
-        "free": _fmt(balance.free),
-        "locked": _fmt(balance.used),
+        "free": eight_decimals(balance.free),
+        "locked": eight_decimals(balance.used),
         "freeze": "0",
         "withdrawing": "0",
         "ipoing": "0",

@@ -1,0 +1,410 @@
+"""A local Kraken spot REST API that checks requests the way Kraken does.
+
+Private methods are ``POST /0/private/<Method>`` with headers ``API-Key`` and ``API-Sign``, where
+``API-Sign`` is base64(HMAC-SHA512(base64-decoded secret, path + SHA256(nonce + body))) and the
+body's ``nonce`` must exceed the last one the key used. Kraken answers errors as ``{"error":
+["EAPI:Invalid key"]}`` with HTTP 200, and ccxt maps those strings to its exception classes, so
+the strings here are Kraken's. Assets are Kraken's own ids (``XXBT``, ``ZUSD``, ``USDT``); markets
+are the recorded AssetPairs entries from ccxt's static test data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import hashlib
+import hmac
+import json
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from bot.sandbox.exchanges.base import (
+    DEMO_PRICES,
+    DemoKey,
+    DemoPermissions,
+    KeyRecord,
+    Permission,
+    PriceStats,
+    PrivateHandler,
+    VenueError,
+    VenueServer,
+)
+
+#: Kraken API keys are 42 random bytes in base64 (56 characters, no padding).
+API_KEY_FORMAT = re.compile(r"[A-Za-z0-9+/]{56}")
+_API_KEY_BYTES = 42
+#: The private key ("secret") is 64 random bytes in base64: 88 characters ending in ``==``.
+_SECRET_BYTES = 64
+_MAX_NONCE = 2**64 - 1
+
+#: What each demo flag grants, in Kraken's permission names (``GetApiKeyInfo``).
+_KRAKEN_PERMISSIONS: Mapping[str, tuple[str, ...]] = {
+    "read": ("query-funds", "query-open-trades", "query-closed-trades", "query-ledger"),
+    "spot_trade": ("modify-trades", "close-trades"),
+    "withdraw": ("withdraw-funds",),
+    # Kraken has no transfer right of its own: wallet/subaccount transfers need Withdraw Funds.
+    "internal_transfer": ("withdraw-funds",),
+}
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One Kraken asset: ``id`` is what balances use (``XXBT``), ``altname`` the short name."""
+
+    id: str
+    altname: str
+    decimals: int
+    display_decimals: int
+
+    def amount(self, value: Decimal) -> str:
+        return f"{value:.{self.decimals}f}"
+
+    def info(self) -> dict[str, Any]:
+        """The ``/0/public/Assets`` entry."""
+        return {
+            "aclass": "currency",
+            "altname": self.altname,
+            "decimals": self.decimals,
+            "display_decimals": self.display_decimals,
+            "collateral_value": 1.0,
+            "status": "enabled",
+        }
+
+
+#: Unified code → Kraken asset, for the recorded markets' assets and the demo balances.
+ASSETS: Mapping[str, Asset] = {
+    "BTC": Asset("XXBT", "XBT", 10, 5),
+    "ETH": Asset("XETH", "ETH", 10, 5),
+    "LTC": Asset("XLTC", "LTC", 10, 5),
+    "XRP": Asset("XXRP", "XRP", 8, 5),
+    "DOGE": Asset("XXDG", "XDG", 8, 2),
+    "ADA": Asset("ADA", "ADA", 8, 6),
+    "USDT": Asset("USDT", "USDT", 8, 4),
+    "USD": Asset("ZUSD", "USD", 4, 2),
+    "EUR": Asset("ZEUR", "EUR", 4, 2),
+}
+
+
+def asset(code: str) -> Asset:
+    """Kraken's asset for a unified code; newer listings carry no X/Z prefix (``SOL``)."""
+    return ASSETS.get(code) or Asset(code, code, 10, 5)
+
+
+@dataclass(frozen=True)
+class SpotPair:
+    """One tradable pair: ``info`` is the raw AssetPairs entry as Kraken sends it."""
+
+    symbol: str
+    id: str
+    altname: str
+    base: str
+    quote: str
+    tick: Decimal
+    decimals: int
+    info: Mapping[str, Any]
+
+    def price(self, value: Decimal) -> str:
+        """``value`` rounded down to the tick; Kraken writes ticker prices with 5+ decimals."""
+        return f"{(value // self.tick) * self.tick:.{max(self.decimals, 5)}f}"
+
+
+@functools.cache
+def load_pairs(reference_dir: Path) -> tuple[SpotPair, ...]:
+    """The pairs of ``markets/kraken.json`` (read once per process)."""
+    recorded = json.loads((reference_dir / "markets" / "kraken.json").read_text())
+    return tuple(
+        SpotPair(
+            symbol=market["symbol"],
+            id=market["id"],
+            altname=market["info"]["altname"],
+            base=market["base"],
+            quote=market["quote"],
+            tick=Decimal(market["info"]["tick_size"]),
+            decimals=int(market["info"]["pair_decimals"]),
+            info=market["info"],
+        )
+        for market in recorded.values()
+    )
+
+
+def kraken_error(message: str, status: int = 200) -> VenueError:
+    """Kraken's error shape; HTTP 200 unless the failure is below the API (gateway, limits)."""
+    return VenueError(status, {"error": [message]})
+
+
+def _invalid_key() -> VenueError:
+    """Unknown, deleted or mis-signed keys all get this (Kraken: signature mismatch = bad key)."""
+    return kraken_error("EAPI:Invalid key")
+
+
+def _permission_denied() -> VenueError:
+    return kraken_error("EGeneral:Permission denied")
+
+
+def _cloudflare_page(status: int) -> str:
+    """What Kraken's CDN sends when the API behind it is unreachable."""
+    try:
+        title = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        title = f"{status} Unknown Error"
+    return (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )
+
+
+def _nonce(body: str, content_type: str) -> int:
+    """The request's ``nonce`` from a url-encoded or JSON body (Kraken accepts both)."""
+    if content_type == "application/json":
+        try:
+            params = json.loads(body or "{}")
+        except ValueError:
+            raise kraken_error("EGeneral:Invalid arguments") from None
+        value = str(params.get("nonce", "")) if isinstance(params, dict) else ""
+    else:
+        value = dict(parse_qsl(body, keep_blank_values=True)).get("nonce", "")
+    if not value.isdigit() or int(value) > _MAX_NONCE:
+        raise kraken_error("EAPI:Invalid nonce")
+    return int(value)
+
+
+def _iiban(uid: int) -> str:
+    """An account's Kraken IIBAN (``AA88 N84G WOAK NMOI``), stable for the account."""
+    digits = ""
+    rest = uid * 7_919_003
+    while len(digits) < 12:
+        rest, index = divmod(rest, 36)
+        digits += "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[index]
+    return f"AA{uid % 90 + 10} {digits[:4]} {digits[4:8]} {digits[8:]}"
+
+
+class KrakenServer(VenueServer):
+    """Kraken spot ``/0/public`` and the ``/0/private`` methods a key check and a sweep use."""
+
+    venue_id = "kraken"
+    key_format = API_KEY_FORMAT
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
+    ) -> None:
+        super().__init__(host=host, port=port, reference_dir=reference_dir)
+        self.pairs = load_pairs(self.reference_dir)
+        self._pairs_by_name = {name: p for p in self.pairs for name in (p.id, p.altname)}
+        #: Highest nonce each key has used, and when (unix s): Kraken refuses anything lower.
+        self._last_nonce: dict[str, tuple[int, int]] = {}
+        for pair in self.pairs:
+            price = DEMO_PRICES.get(pair.symbol) or DEMO_PRICES.get(f"{pair.base}/USDT")
+            if price is not None:
+                self.set_price(pair.symbol, price)
+
+    def new_key_material(self, with_passphrase: bool) -> DemoKey:
+        """Kraken keys have no passphrase; ``with_passphrase`` is ignored."""
+        return DemoKey(
+            api_key=base64.b64encode(secrets.token_bytes(_API_KEY_BYTES)).decode(),
+            secret=base64.b64encode(secrets.token_bytes(_SECRET_BYTES)).decode(),
+        )
+
+    def issue_key(
+        self,
+        permissions: DemoPermissions | None = None,
+        *,
+        account: str = "demo",
+        with_passphrase: bool = False,
+        material: DemoKey | None = None,
+    ) -> DemoKey:
+        """As the base, but chosen (canary) secrets must be a private key Kraken could issue."""
+        if material is not None:
+            try:
+                secret = base64.b64decode(material.secret, validate=True)
+            except binascii.Error:
+                secret = b""
+            if len(secret) != _SECRET_BYTES:
+                raise ValueError("Kraken private keys are 64 bytes in base64 (88 characters)")
+        return super().issue_key(
+            permissions, account=account, with_passphrase=with_passphrase, material=material
+        )
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        public: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
+            "Time": self.public(self._time),
+            "Assets": self.public(self._assets),
+            "AssetPairs": self.public(self._asset_pairs),
+            "Ticker": self.public(self._ticker),
+        }
+        private: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
+            "Balance": self.private(self._balance),
+            "BalanceEx": self.private(self._balance_ex),
+            # Kraken: "API Key Permissions Required: None".
+            "GetApiKeyInfo": self._any_key(self._api_key_info),
+        }
+        for method, endpoint in public.items():
+            router.add_get(f"/0/public/{method}", endpoint)
+        for method, endpoint in private.items():
+            router.add_post(f"/0/private/{method}", endpoint)
+
+    # ----- authentication --------------------------------------------------------------------
+
+    async def _verify(self, request: web.Request) -> KeyRecord:
+        """Key, signature, nonce and IP allow-list, in that order; the permission comes after."""
+        record = self.key_record(request.headers.get("API-Key", ""))
+        if record is None or record.revoked:
+            raise _invalid_key()
+        try:
+            signature = base64.b64decode(request.headers.get("API-Sign", ""), validate=True)
+        except binascii.Error:
+            signature = b""
+        if len(signature) != hashlib.sha512().digest_size:
+            raise kraken_error("EAPI:Invalid signature")
+
+        body = await request.text() if request.body_exists else ""
+        nonce = _nonce(body, request.content_type)
+        message = request.path.encode() + hashlib.sha256(f"{nonce}{body}".encode()).digest()
+        expected = hmac.new(base64.b64decode(record.key.secret), message, hashlib.sha512).digest()
+        if not hmac.compare_digest(expected, signature):
+            raise _invalid_key()
+
+        last_nonce, _ = self._last_nonce.get(record.key.api_key, (0, 0))
+        if nonce <= last_nonce:
+            raise kraken_error("EAPI:Invalid nonce")
+        self._last_nonce[record.key.api_key] = (nonce, self.server_time_ms() // 1000)
+
+        if record.permissions.ip_restricted and request.remote not in record.trusted_ips:
+            raise _permission_denied()
+        return record
+
+    async def authenticate(self, request: web.Request, needs: Permission) -> KeyRecord:
+        record = await self._verify(request)
+        if not self.authorize(record, request, needs):
+            raise _permission_denied()
+        return record
+
+    def _any_key(self, handler: PrivateHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        """A private method every live key may call, whatever permissions it holds."""
+
+        async def endpoint(request: web.Request) -> web.Response:
+            return self.render(await handler(request, await self._verify(request)))
+
+        return endpoint
+
+    # ----- envelope and errors ---------------------------------------------------------------
+
+    def render(self, payload: object) -> web.Response:
+        return super().render({"error": [], "result": payload})
+
+    def fault(self, status: int) -> VenueError:
+        if status == 429:
+            return kraken_error("EAPI:Rate limit exceeded", status)
+        if status == 503:
+            return kraken_error("EService:Unavailable", status)
+        if status == 500:
+            return kraken_error("EGeneral:Internal error", status)
+        return VenueError(status, _cloudflare_page(status))
+
+    def not_found(self, request: web.Request) -> VenueError:
+        return kraken_error("EGeneral:Unknown method", 404)
+
+    # ----- public endpoints ------------------------------------------------------------------
+
+    async def _time(self, request: web.Request) -> dict[str, Any]:
+        seconds = self.server_time_ms() // 1000
+        rfc1123 = time.strftime("%a, %d %b %y %H:%M:%S +0000", time.gmtime(seconds))
+        return {"unixtime": seconds, "rfc1123": rfc1123}
+
+    async def _assets(self, request: web.Request) -> dict[str, Any]:
+        codes = {p.base for p in self.pairs} | {p.quote for p in self.pairs}
+        codes |= {code for account in self.accounts.values() for code in account.balances}
+        return {asset(code).id: asset(code).info() for code in sorted(codes)}
+
+    async def _asset_pairs(self, request: web.Request) -> dict[str, Any]:
+        return {pair.id: pair.info for pair in self.pairs}
+
+    def _pair(self, name: str) -> SpotPair:
+        """A pair by id or altname, case-insensitive, as Kraken accepts in ``pair=``."""
+        pair = self._pairs_by_name.get(name.upper())
+        if pair is None or pair.symbol not in self.prices:
+            raise kraken_error("EQuery:Unknown asset pair")
+        return pair
+
+    async def _ticker(self, request: web.Request) -> dict[str, Any]:
+        """All quoted pairs, or those named in ``pair=`` (comma-separated), keyed by pair id."""
+        names = request.query.get("pair")
+        if names:
+            pairs = [self._pair(name) for name in names.split(",")]
+        else:
+            pairs = [p for p in self.pairs if p.symbol in self.prices]
+        return {pair.id: self._ticker_of(pair, self.prices[pair.symbol]) for pair in pairs}
+
+    def _ticker_of(self, pair: SpotPair, stats: PriceStats) -> dict[str, Any]:
+        """Kraken's ticker arrays: ``[today, last 24 h]`` pairs, ask/bid as price + lot volumes."""
+        since_midnight = self.server_time_ms() % 86_400_000 / 86_400_000  # "today" is UTC
+        today = Decimal(str(max(since_midnight, 0.01)))
+        volume = stats.volume.quantize(Decimal("1e-8"))
+        vwap = pair.price((stats.open + stats.last) / 2)
+        last = pair.price(stats.last)
+        return {
+            "a": [pair.price(stats.last + pair.tick), "1", "1.000"],
+            "b": [last, "2", "2.000"],
+            "c": [last, f"{volume / 300_000:.8f}"],
+            "v": [f"{volume * today:.8f}", f"{volume:.8f}"],
+            "p": [vwap, vwap],
+            "t": [int(stats.trades * today), stats.trades],
+            "l": [pair.price(stats.low)] * 2,
+            "h": [pair.price(stats.high)] * 2,
+            "o": pair.price(stats.open),
+        }
+
+    # ----- private endpoints -----------------------------------------------------------------
+
+    async def _balance(self, request: web.Request, record: KeyRecord) -> dict[str, str]:
+        return {
+            asset(code).id: asset(code).amount(balance.total)
+            for code, balance in record.account.balances.items()
+        }
+
+    async def _balance_ex(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """``hold_trade`` is what open orders hold; ``balance`` includes it."""
+        return {
+            asset(code).id: {
+                "balance": asset(code).amount(balance.total),
+                "hold_trade": asset(code).amount(balance.used),
+            }
+            for code, balance in record.account.balances.items()
+        }
+
+    async def _api_key_info(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        flags = record.permissions
+        granted = {
+            name
+            for flag, names in _KRAKEN_PERMISSIONS.items()
+            if getattr(flags, flag)
+            for name in names
+        }
+        nonce, last_used = self._last_nonce[record.key.api_key]
+        created = str(record.created_ms // 1000)
+        return {
+            "apiKeyName": f"{record.account.name}-{created}",
+            "apiKey": record.key.api_key,
+            "nonce": str(nonce),
+            "nonceWindow": 0,
+            "permissions": sorted(granted),
+            "iban": _iiban(record.account.uid),
+            "validUntil": "0",
+            "queryFrom": "0",
+            "queryTo": "0",
+            "createdTime": created,
+            "modifiedTime": created,
+            "ipAllowlist": sorted(record.trusted_ips) if flags.ip_restricted else [],
+            "lastUsed": str(last_used),
+        }
