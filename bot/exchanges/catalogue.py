@@ -10,7 +10,11 @@ from typing import Any
 from bot.exchanges.probes import PermissionProbe
 from bot.exchanges.probes import binance as binance_probe
 from bot.exchanges.probes import binanceusdm as binanceusdm_probe
+from bot.exchanges.probes import bitget as bitget_probe
+from bot.exchanges.probes import bybit as bybit_probe
+from bot.exchanges.probes import coinbase as coinbase_probe
 from bot.exchanges.probes import kraken as kraken_probe
+from bot.exchanges.probes import kucoin as kucoin_probe
 from bot.exchanges.probes import okx as okx_probe
 
 
@@ -74,6 +78,23 @@ VENUES: dict[str, Venue] = {
             ccxt_options=MappingProxyType({"fetchCurrencies": False}),
         ),
         Venue(
+            id="coinbase",
+            name="Coinbase Advanced",
+            probe=coinbase_probe.probe,
+            key_label="API key name",
+            secret_label="private key",
+            safe_key_howto=(
+                "On Coinbase open the Developer Platform (portal.cdp.coinbase.com) → API Keys → "
+                "Create API key. Under Advanced Settings choose the ECDSA signature algorithm, "
+                "pick the portfolio, tick only “View” (add “Trade” for a trade key), leave "
+                "“Transfer” off and add this server's IP to the allowlist. Paste the key name "
+                "(organizations/…/apiKeys/…) and then the whole private key, from -----BEGIN EC "
+                "PRIVATE KEY----- to its END line."
+            ),
+            # Balances from Advanced Trade's own accounts list (ccxt's default is the v2 API).
+            ccxt_options=MappingProxyType({"fetchBalance": "v3PrivateGetBrokerageAccounts"}),
+        ),
+        Venue(
             id="kraken",
             name="Kraken",
             probe=kraken_probe.probe,
@@ -104,6 +125,68 @@ VENUES: dict[str, Venue] = {
             ),
             # One instrument list (spot) instead of four.
             ccxt_options=MappingProxyType({"fetchMarkets": {"types": ["spot"]}}),
+        ),
+        Venue(
+            id="bitget",
+            name="Bitget",
+            probe=bitget_probe.probe,
+            needs_passphrase=True,
+            has_testnet=True,
+            passphrase_label="API passphrase",
+            safe_key_howto=(
+                "On Bitget open your profile → API Management → Create API Key → "
+                "System-generated API key. Choose a passphrase, select “Read-only” (for a trade "
+                "key: “Read and write” with only Spot trade ticked), leave Withdraw, Transfer and "
+                "Sub-account management unticked, and bind this server's IP address."
+            ),
+            # Spot only; markets and tickers from the public v2 lists whatever the account mode.
+            ccxt_options=MappingProxyType(
+                {
+                    "defaultType": "spot",
+                    "fetchMarkets": {"types": ["spot"], "uta": False},
+                    "fetchTicker": {"uta": False},
+                    "fetchTickers": {"uta": False},
+                }
+            ),
+        ),
+        Venue(
+            id="bybit",
+            name="Bybit",
+            probe=bybit_probe.probe,
+            has_testnet=True,
+            safe_key_howto=(
+                "On Bybit open Account → API → Create New Key → System-generated API Keys. "
+                "Choose “Read-Only” (for a trade key: “Read-Write” with only Spot “Trade” "
+                "ticked), leave every Wallet box (Account Transfer, Subaccount Transfer, "
+                "Withdrawal) unticked, and choose “Only IPs with permissions granted” with this "
+                "server's IP address."
+            ),
+            # Spot markets only: one instruments-info call instead of four product pages.
+            ccxt_options=MappingProxyType(
+                {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}
+            ),
+            # Coin info is a signed, rate-limit-heavy call we do not need.
+            ccxt_config=MappingProxyType({"has": {"fetchCurrencies": False}}),
+        ),
+        Venue(
+            id="kucoin",
+            name="KuCoin",
+            probe=kucoin_probe.probe,
+            needs_passphrase=True,
+            passphrase_label="API passphrase",
+            safe_key_howto=(
+                "On KuCoin open Account → API Management → Create API → API Trading. Give it a "
+                "name and an API passphrase (you will paste it here too), tick only “General” "
+                "(add “Spot Trading” for a trade key), leave “Withdrawal”, “Transfer” and "
+                "“Futures” off, and under IP Restriction choose “Yes” with this server's IP "
+                "address."
+            ),
+            # Spot markets only, and no all-tickers call just to read fee coefficients.
+            ccxt_options=MappingProxyType(
+                {"fetchMarkets": {"types": ["spot"], "fetchTickersFees": False}}
+            ),
+            # The currency list (chains, fees) is not needed for balances and prices.
+            ccxt_config=MappingProxyType({"has": {"fetchCurrencies": False}}),
         ),
     )
 }

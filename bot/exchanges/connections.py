@@ -6,11 +6,12 @@ The Telegram layer calls this with plain values; every method is scoped by ``cha
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.clock import Clock, utc_now
 from bot.exchanges.catalogue import Venue, get_venue
-from bot.exchanges.key_check import KeyAccepted, KeyCheck, check_key
+from bot.exchanges.diagnosis import Diagnosis
+from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRejected, check_key
 from bot.exchanges.key_diagnosis import KeyReport, diagnose_key
 from bot.redaction import SecretRedactor
 from storage.activity import ActivityEntry, ActivityLog
@@ -44,18 +45,29 @@ class ConnectionService:
         return self._policy.max_per_chat
 
     def remember_secrets(self, *values: str | None) -> None:
-        """Every credential in memory is also known to the log redactor."""
-        self._redactor.add(*values)
+        """Every credential in memory is also known to the log redactor, and so is each line
+        of a multi-line one (a PEM key), since a log may show a single line of it."""
+        for value in values:
+            if value:
+                self._redactor.add(value, *(line.strip() for line in value.splitlines()))
 
     async def check_key(self, venue: Venue, credentials: Credentials, sandbox: bool) -> KeyCheck:
         self.remember_secrets(*credentials.secrets())
-        return await check_key(
+        result = await check_key(
             venue,
             credentials,
             endpoint=self._policy.endpoints.get(venue.id),
             sandbox=sandbox,
             clock=self._clock,
         )
+        if isinstance(result, KeyRejected):
+            return KeyRejected(self._scrubbed(result.diagnosis))
+        return result
+
+    def _scrubbed(self, diagnosis: Diagnosis) -> Diagnosis:
+        """Exchanges sometimes echo the key in their error text; the user never sees it."""
+        said = diagnosis.exchange_message
+        return replace(diagnosis, exchange_message=self._redactor.redact(said) if said else None)
 
     async def has_room(self, chat_id: int) -> bool:
         return await self._repo.count(chat_id) < self._policy.max_per_chat
@@ -122,6 +134,14 @@ class ConnectionService:
             outbound_ips=outbound_ips,
             clock=self._clock,
         )
+        if report.diagnosis is not None:
+            report = replace(report, diagnosis=self._scrubbed(report.diagnosis))
+            report = replace(
+                report,
+                steps=tuple(
+                    replace(step, found=self._redactor.redact(step.found)) for step in report.steps
+                ),
+            )
         for call in report.calls:
             await self._activity.record(connection_id, call)
         detail = report.diagnosis.cause if report.diagnosis else None

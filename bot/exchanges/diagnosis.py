@@ -53,6 +53,14 @@ IP_HINTS = ("ip ", "ip,", "whitelist", "ip address")
 
 def diagnose(exc: BaseException) -> Diagnosis:
     """Map a ccxt exception to a Diagnosis; order matters (subclasses before parents)."""
+    if not isinstance(exc, ccxt.BaseError):
+        # The request could not even be signed: the secret is not in the venue's format.
+        return Diagnosis(
+            ConnectionStatus.REAUTH,
+            "The secret is not in the format this exchange uses, so no request could be signed.",
+            "Copy the secret again from the exchange, exactly as shown there.",
+            final=True,
+        )
     said = exchange_message(exc)
     lowered = str(exc).lower()
     if isinstance(exc, ccxt.InvalidNonce):
@@ -67,10 +75,11 @@ def diagnose(exc: BaseException) -> Diagnosis:
         )
     # Some venues (Kraken) report a bad signature as a plain exchange error.
     signature = any(hint in lowered for hint in SIGNATURE_HINTS)
+    unauthenticated = "unauthenticated" in lowered  # Coinbase's JSON variant is unmapped
     if isinstance(exc, ccxt.AuthenticationError) or (
-        isinstance(exc, ccxt.ExchangeError) and signature
+        isinstance(exc, ccxt.ExchangeError) and (signature or unauthenticated)
     ):
-        if "passphrase" in lowered:
+        if "passphrase" in lowered or "password is incorrect" in lowered:
             cause = "The passphrase does not match this API key."
             fix = "Enter the passphrase you chose when you created this key on the exchange."
         elif signature:

@@ -58,7 +58,8 @@ async def check_key(
             return KeyRejected(WRONG_TAB)
         held = assets_held(await client.fetch_balance())
         return KeyAccepted(permissions, held, tuple(calls.entries))
-    except ccxt.BaseError as exc:
+    except (ccxt.BaseError, ValueError) as exc:
+        # ValueError: ccxt could not even sign with the secret (e.g. a malformed private key).
         return KeyRejected(diagnose(exc))
     finally:
         await client.close()

@@ -149,7 +149,7 @@ async def diagnose_key(
         held = assets_held(await client.fetch_balance())
         plural = "s" if held != 1 else ""
         steps.append(CheckStep(current, True, f"{held} asset{plural} with a balance"))
-    except ccxt.BaseError as exc:
+    except (ccxt.BaseError, ValueError) as exc:
         diagnosis = diagnose(exc)
         steps.append(_failed(current, diagnosis))
     finally:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 LABEL_MAX = 32
 API_KEY_MAX = 256
 SECRET_MAX = 4096  # room for a PEM private key (Coinbase CDP keys)
@@ -63,7 +66,48 @@ def clean_api_key(text: str) -> str:
 
 
 def clean_secret(text: str) -> str:
+    if "PRIVATE KEY-----" in text:
+        return clean_pem_secret(text)
     return clean_credential(text, "secret", max_length=SECRET_MAX)
+
+
+_PEM = re.compile(
+    r"-----BEGIN (EC )?PRIVATE KEY-----(?P<body>.*?)-----END (EC )?PRIVATE KEY-----", re.DOTALL
+)
+_BASE64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+
+
+def clean_pem_secret(text: str) -> str:
+    """Normalise a pasted PEM private key (Coinbase CDP keys) and prove it is ECDSA P-256.
+
+    Pastes arrive with stray spaces, quotes from the JSON key file, literal ``\\n`` escapes, or
+    line breaks turned into spaces; the key is rebuilt in canonical 64-character lines.
+    """
+    if len(text) > SECRET_MAX:
+        raise InputProblem("That is too long for a private key. Paste only the key.")
+    value = text.strip().strip('"').replace("\\r\\n", "\n").replace("\\n", "\n")
+    match = _PEM.search(value)
+    if match is None:
+        raise InputProblem(
+            "Paste the whole private key, from -----BEGIN … to -----END … PRIVATE KEY-----."
+        )
+    body = "".join(match.group("body").split())
+    if not _BASE64.match(body):
+        raise InputProblem("That private key is damaged. Copy it again from the key file.")
+    kind = "EC PRIVATE KEY" if match.group(1) else "PRIVATE KEY"
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    pem = "\n".join([f"-----BEGIN {kind}-----", *lines, f"-----END {kind}-----", ""])
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise InputProblem(
+            "That private key is damaged. Copy it again from the key file."
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise InputProblem(
+            "That is not an ECDSA (P-256) key: create the API key with the ECDSA algorithm."
+        )
+    return pem
 
 
 def clean_passphrase(text: str) -> str:

@@ -1,6 +1,8 @@
 """What we accept from a paste: stripped, bounded, and refused with a reason otherwise."""
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -53,3 +55,37 @@ def test_clean_api_key_output_is_printable_ascii(text: str) -> None:
 def test_looks_like_secret() -> None:
     assert looks_like_secret("vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A")
     assert not looks_like_secret("hello everyone, what do you think about BTC today?")
+
+
+def _pem(key: object) -> str:
+    return key.private_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+@pytest.mark.parametrize(
+    "paste",
+    [
+        lambda pem: pem,
+        lambda pem: f"  \n{pem}\n  ",
+        lambda pem: '"' + pem.replace("\n", "\\n") + '"',  # from the JSON key file
+        lambda pem: pem.replace("\n", " "),  # line breaks lost on the way
+    ],
+)
+def test_a_pasted_ec_private_key_is_normalised(paste: object) -> None:
+    pem = _pem(ec.generate_private_key(ec.SECP256R1()))
+    assert clean_secret(paste(pem)) == pem  # type: ignore[operator]
+
+
+def test_damaged_or_non_p256_private_keys_are_refused() -> None:
+    with pytest.raises(InputProblem, match="damaged"):
+        clean_secret("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----")
+    with pytest.raises(InputProblem, match="whole private key"):
+        clean_secret("-----BEGIN EC PRIVATE KEY----- truncated")
+    other = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    with pytest.raises(InputProblem, match="ECDSA"):
+        clean_secret(other.decode())

@@ -12,14 +12,22 @@ from bot.sandbox.exchanges.base import (
 )
 from bot.sandbox.exchanges.binance import BinanceServer
 from bot.sandbox.exchanges.binanceusdm import BinanceUsdmServer
+from bot.sandbox.exchanges.bitget import BitgetServer
+from bot.sandbox.exchanges.bybit import BybitServer
+from bot.sandbox.exchanges.coinbase import CoinbaseServer
 from bot.sandbox.exchanges.kraken import KrakenServer
+from bot.sandbox.exchanges.kucoin import KucoinServer
 from bot.sandbox.exchanges.okx import OkxServer
 
 #: The local server standing in for each venue of the catalogue, by ccxt id.
 SERVERS: dict[str, type[VenueServer]] = {
     "binance": BinanceServer,
     "binanceusdm": BinanceUsdmServer,
+    "bitget": BitgetServer,
+    "bybit": BybitServer,
+    "coinbase": CoinbaseServer,
     "kraken": KrakenServer,
+    "kucoin": KucoinServer,
     "okx": OkxServer,
 }
 
@@ -28,11 +36,15 @@ __all__ = [
     "Balance",
     "BinanceServer",
     "BinanceUsdmServer",
+    "BitgetServer",
+    "BybitServer",
+    "CoinbaseServer",
     "DemoAccount",
     "DemoKey",
     "DemoPermissions",
     "KeyRecord",
     "KrakenServer",
+    "KucoinServer",
     "LoggedRequest",
     "OkxServer",
     "VenueError",

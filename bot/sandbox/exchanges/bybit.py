@@ -1,0 +1,470 @@
+"""A local Bybit v5 API that checks requests the way Bybit does.
+
+Private endpoints need ``X-BAPI-API-KEY``, ``X-BAPI-TIMESTAMP`` (ms), ``X-BAPI-RECV-WINDOW`` and
+``X-BAPI-SIGN``: the hex HMAC-SHA256 of ``timestamp + apiKey + recvWindow + payload``, where the
+payload is the query string as sent (every route here is a GET; a POST would sign its JSON body).
+The timestamp must lie in ``[server - recvWindow, server + 1 s)``. Refusals use Bybit's envelope
+(``{"retCode":10003,"retMsg":"API key is invalid.","result":{},"retExtInfo":{},"time":...}``),
+mostly with HTTP 200 as Bybit sends them, so ccxt raises what it raises against Bybit.
+
+Demo accounts are unified trading accounts (UTA 2.0). Keys without an IP bound lapse after
+90 days, as Bybit's do. HMAC keys only (no RSA).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.sandbox.exchanges.base import (
+    DEMO_PRICES,
+    DemoKey,
+    KeyRecord,
+    Permission,
+    PriceStats,
+    VenueError,
+    VenueServer,
+    json_response,
+    random_alnum,
+)
+
+DEFAULT_RECV_WINDOW_MS = 5000
+_FUTURE_TOLERANCE_MS = 1000
+#: Bybit lets keys without an IP bound lapse after 90 days.
+UNBOUND_KEY_LIFETIME_MS = 90 * 24 * 3600 * 1000
+_DAY_MS = 24 * 3600 * 1000
+
+_SERVICE_UNAVAILABLE_PAGE = (
+    "<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
+    "<center><h1>503 Service Temporarily Unavailable</h1></center></body></html>"
+)
+_FORBIDDEN_PAGE = (
+    "<html><head><title>403 Forbidden</title></head><body>"
+    "<center><h1>403 Forbidden</h1></center></body></html>"
+)
+
+
+@dataclass(frozen=True)
+class SpotInstrument:
+    """One spot pair as ``/v5/market/instruments-info?category=spot`` lists it."""
+
+    base: str
+    quote: str
+    tick: str
+    base_precision: str
+    min_qty: str
+    max_qty: str
+    margin: str = "utaOnly"
+
+    @property
+    def id(self) -> str:
+        return self.base + self.quote
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.base}/{self.quote}"
+
+    def price(self, value: Decimal) -> str:
+        """``value`` rounded down to the tick, printed with the tick's decimals."""
+        tick = Decimal(self.tick)
+        return str((value // tick) * tick)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "symbol": self.id,
+            "baseCoin": self.base,
+            "quoteCoin": self.quote,
+            "innovation": "0",
+            "status": "Trading",
+            "marginTrading": self.margin,
+            "stTag": "0",
+            "lotSizeFilter": {
+                "basePrecision": self.base_precision,
+                "quotePrecision": "0.00000001",
+                "minOrderQty": self.min_qty,
+                "maxOrderQty": self.max_qty,
+                "minOrderAmt": "1",
+                "maxOrderAmt": "2000000",
+            },
+            "priceFilter": {"tickSize": self.tick},
+            "riskParameters": {"priceLimitRatioX": "0.005", "priceLimitRatioY": "0.01"},
+        }
+
+
+#: The demo spot pairs, with Bybit's filters for them (of the order Bybit lists).
+SPOT_INSTRUMENTS: tuple[SpotInstrument, ...] = (
+    SpotInstrument("BTC", "USDT", "0.01", "0.000001", "0.000048", "71.73956243", "both"),
+    SpotInstrument("ETH", "USDT", "0.01", "0.00001", "0.00062", "1229.2336343", "both"),
+    SpotInstrument("ADA", "USDT", "0.0001", "0.01", "1.21", "1447826.73"),
+    SpotInstrument("LTC", "USDT", "0.01", "0.00001", "0.0092", "12305.0891"),
+    SpotInstrument("XRP", "USDT", "0.0001", "0.01", "1.6", "1010572.8", "both"),
+    SpotInstrument("DOGE", "USDT", "0.00001", "0.1", "5.8", "3800000"),
+    SpotInstrument("TRX", "USDT", "0.0001", "0.1", "8.3", "3125000"),
+)
+
+
+def bybit_error(
+    ret_code: int,
+    message: str,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    now_ms: int,
+) -> VenueError:
+    """Bybit's error envelope; most refusals come with HTTP 200, the code is in ``retCode``."""
+    body = {"retCode": ret_code, "retMsg": message, "result": {}, "retExtInfo": {}, "time": now_ms}
+    return VenueError(status, body, headers)
+
+
+def _fmt(value: Decimal) -> str:
+    return f"{value:.8f}"
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class BybitServer(VenueServer):
+    """Bybit v5: market data, API key info, unified wallet balance and coin info."""
+
+    venue_id = "bybit"
+    key_format = re.compile(r"[A-Za-z0-9]{18}")
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
+    ) -> None:
+        super().__init__(host=host, port=port, reference_dir=reference_dir)
+        self.instruments = SPOT_INSTRUMENTS
+        self._instruments_by_id = {item.id: item for item in self.instruments}
+        recorded = json.loads((self.reference_dir / "response" / "bybit.json").read_text())
+        rows = recorded["methods"]["fetchCurrencies"][0]["httpResponse"]["result"]["rows"]
+        self._recorded_coins: dict[str, dict[str, Any]] = {row["coin"]: row for row in rows}
+        for item in self.instruments:
+            self.set_price(item.symbol, DEMO_PRICES[item.symbol])
+
+    def new_key_material(self, with_passphrase: bool) -> DemoKey:
+        """18-character key ids and 36-character secrets, as Bybit issues HMAC keys."""
+        return DemoKey(
+            api_key=random_alnum(18),
+            secret=random_alnum(36),
+            passphrase=random_alnum(16) if with_passphrase else None,
+        )
+
+    def error(self, ret_code: int, message: str, *, status: int = 200) -> VenueError:
+        return bybit_error(ret_code, message, status=status, now_ms=self.server_time_ms())
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
+            "/v5/market/time": self.public(self._time),
+            "/v5/market/instruments-info": self.public(self._instruments_info),
+            "/v5/market/tickers": self.public(self._tickers),
+            "/v5/user/query-api": self.private(self._query_api),
+            "/v5/account/info": self.private(self._account_info),
+            "/v5/account/wallet-balance": self.private(self._wallet_balance),
+            "/v5/asset/coin/query-info": self.private(self._coin_info),
+        }
+        for path, endpoint in routes.items():
+            router.add_get(path, endpoint)
+
+    # ----- authentication --------------------------------------------------------------------
+
+    async def authenticate(self, request: web.Request, needs: Permission) -> KeyRecord:
+        api_key = request.headers.get("X-BAPI-API-KEY", "")
+        record = self.key_record(api_key) if self.key_format.fullmatch(api_key) else None
+        if record is None or record.revoked:
+            raise self.error(10003, "API key is invalid.", status=401)
+
+        now = self.server_time_ms()
+        timestamp = request.headers.get("X-BAPI-TIMESTAMP", "")
+        recv_window = request.headers.get("X-BAPI-RECV-WINDOW", str(DEFAULT_RECV_WINDOW_MS))
+        if not (timestamp.isdigit() and recv_window.isdigit()) or not (
+            now - int(recv_window) <= int(timestamp) < now + _FUTURE_TOLERANCE_MS
+        ):
+            raise self.error(
+                10002,
+                "invalid request, please check your server timestamp or recv_window param. "
+                f"req_timestamp[{timestamp}],server_timestamp[{now}],recv_window[{recv_window}]",
+            )
+
+        # Every route here is a GET, signed over the query as sent (aiohttp's is decoded).
+        payload = request.raw_path.partition("?")[2]
+        expected = hmac.new(
+            record.key.secret.encode(),
+            f"{timestamp}{api_key}{recv_window}{payload}".encode(),
+            hashlib.sha256,
+        ).hexdigest()
+        signature = request.headers.get("X-BAPI-SIGN", "").lower()
+        if not hmac.compare_digest(expected, signature):
+            # Bybit echoes the signed string with its key-bearing prefix masked.
+            raise self.error(
+                10004,
+                "Error sign, please check your signature generation algorithm: "
+                f"origin_string[***{payload}]",
+            )
+
+        flags = record.permissions
+        if not flags.ip_restricted and now > record.created_ms + UNBOUND_KEY_LIFETIME_MS:
+            raise self.error(33004, "Your api key has expired.")
+        if flags.ip_restricted and request.remote not in record.trusted_ips:
+            raise self.error(10010, "Unmatched IP, please check your API key's bound IP addresses.")
+        if not getattr(flags, needs):
+            raise self.error(10005, "Permission denied, please check your API key permissions.")
+        return record
+
+    # ----- envelope and errors ---------------------------------------------------------------
+
+    def render(self, payload: object) -> web.Response:
+        return json_response(
+            {
+                "retCode": 0,
+                "retMsg": "OK",
+                "result": payload,
+                "retExtInfo": {},
+                "time": self.server_time_ms(),
+            }
+        )
+
+    def fault(self, status: int) -> VenueError:
+        now = self.server_time_ms()
+        if status == 429:
+            return bybit_error(
+                10006,
+                "Too many visits!",
+                status=429,
+                headers={
+                    "X-Bapi-Limit": "10",
+                    "X-Bapi-Limit-Status": "0",
+                    "X-Bapi-Limit-Reset-Timestamp": str(now + 1000),
+                },
+                now_ms=now,
+            )
+        if status == 403:  # the gateway's IP rate limit: a bare page, no envelope
+            return VenueError(403, _FORBIDDEN_PAGE)
+        if status == 503:
+            return VenueError(503, _SERVICE_UNAVAILABLE_PAGE)
+        return bybit_error(10016, "Internal System Error.", status=status, now_ms=now)
+
+    # ----- public endpoints ------------------------------------------------------------------
+
+    async def _time(self, request: web.Request) -> dict[str, Any]:
+        now = self.server_time_ms()
+        return {"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)}
+
+    def _category(self, request: web.Request) -> str:
+        category = request.query.get("category", "")
+        if category not in ("spot", "linear", "inverse", "option"):
+            raise self.error(10001, "Illegal category")
+        return category
+
+    async def _instruments_info(self, request: web.Request) -> dict[str, Any]:
+        category = self._category(request)
+        listed = self.instruments if category == "spot" else ()
+        if "symbol" in request.query:
+            listed = tuple(item for item in listed if item.id == request.query["symbol"])
+        return {
+            "category": category,
+            "list": [item.info() for item in listed],
+            "nextPageCursor": "",
+        }
+
+    async def _tickers(self, request: web.Request) -> dict[str, Any]:
+        category = self._category(request)
+        if category != "spot":
+            return {"category": category, "list": []}
+        if "symbol" in request.query:
+            item = self._instruments_by_id.get(request.query["symbol"])
+            if item is None:
+                raise self.error(10001, "Not supported symbols")
+            listed: tuple[SpotInstrument, ...] = (item,)
+        else:
+            listed = self.instruments
+        return {
+            "category": "spot",
+            "list": [self._ticker(item, self.prices[item.symbol]) for item in listed],
+        }
+
+    def _ticker(self, item: SpotInstrument, stats: PriceStats) -> dict[str, str]:
+        tick = Decimal(item.tick)
+        change = (stats.last - stats.open) / stats.open
+        return {
+            "symbol": item.id,
+            "bid1Price": item.price(max(stats.last - tick, tick)),
+            "bid1Size": _fmt(stats.volume / 20000),
+            "ask1Price": item.price(stats.last),
+            "ask1Size": _fmt(stats.volume / 50000),
+            "lastPrice": item.price(stats.last),
+            "prevPrice24h": item.price(stats.open),
+            "price24hPcnt": f"{change:.4f}",
+            "highPrice24h": item.price(stats.high),
+            "lowPrice24h": item.price(stats.low),
+            "turnover24h": _fmt(stats.quote_volume),
+            "volume24h": _fmt(stats.volume),
+            "usdIndexPrice": _fmt(stats.last),
+        }
+
+    # ----- signed endpoints ------------------------------------------------------------------
+
+    async def _query_api(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """The key's own description, built from its demo permissions as Bybit would show it."""
+        flags = record.permissions
+        wallet = (["SubMemberTransfer"] if flags.internal_transfer else []) + (
+            ["Withdraw"] if flags.withdraw else []
+        )
+        writable = flags.spot_trade or flags.futures_trade or bool(wallet)
+        if flags.ip_restricted:
+            ips, expires, days_left = sorted(record.trusted_ips), "", 0
+        else:
+            expires_ms = record.created_ms + UNBOUND_KEY_LIFETIME_MS
+            left_ms = max(0, expires_ms - self.server_time_ms())
+            ips, expires, days_left = ["*"], _iso(expires_ms), left_ms // _DAY_MS
+        return {
+            "id": str(13_000_000 + record.account.uid % 1_000_000),
+            "note": "coinwarden",
+            "apiKey": record.key.api_key,
+            "readOnly": 0 if writable else 1,
+            "secret": "",
+            "permissions": {
+                "ContractTrade": ["Order", "Position"] if flags.futures_trade else [],
+                "Spot": ["SpotTrade"] if flags.spot_trade else [],
+                "Wallet": wallet,
+                "Options": [],
+                "Derivatives": ["DerivativesTrade"] if flags.futures_trade else [],
+                "CopyTrading": [],
+                "BlockTrade": [],
+                "Exchange": [],
+                "NFT": [],
+                "Affiliate": [],
+                "Earn": [],
+            },
+            "ips": ips,
+            "type": 1,
+            "deadlineDay": days_left,
+            "expiredAt": expires,
+            "createdAt": _iso(record.created_ms),
+            "unified": 0,
+            "uta": 1,
+            "userID": record.account.uid,
+            "inviterID": 0,
+            "vipLevel": "No VIP",
+            "mktMakerLevel": "0",
+            "affiliateID": 0,
+            "rsaPublicKey": "",
+            "isMaster": True,
+            "parentUid": "0",
+            "kycLevel": "LEVEL_1",
+            "kycRegion": "",
+        }
+
+    async def _account_info(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        return {
+            "marginMode": "REGULAR_MARGIN",
+            "updatedTime": str(record.account.updated_ms),
+            "unifiedMarginStatus": 6,  # UTA 2.0 Pro
+            "dcpStatus": "OFF",
+            "timeWindow": 10,
+            "smpGroup": 0,
+            "isMasterTrader": False,
+            "spotHedgingStatus": "OFF",
+        }
+
+    def _usd_price(self, asset: str) -> Decimal:
+        if asset in ("USDT", "USDC"):
+            return Decimal(1)
+        stats = self.prices.get(f"{asset}/USDT")
+        return stats.last if stats else Decimal(0)
+
+    async def _wallet_balance(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """A unified account; ``availableToWithdraw`` is empty, as Bybit leaves it on UTA 2.0."""
+        if request.query.get("accountType") != "UNIFIED":
+            raise self.error(10001, "accountType only support UNIFIED.")
+        wanted = {c for c in request.query.get("coin", "").split(",") if c}
+        coins = []
+        total_usd = Decimal(0)
+        for asset, balance in record.account.balances.items():
+            if wanted and asset not in wanted:
+                continue
+            usd = (balance.total * self._usd_price(asset)).quantize(Decimal("1e-8"))
+            total_usd += usd
+            coins.append(
+                {
+                    "availableToBorrow": "",
+                    "bonus": "0",
+                    "accruedInterest": "0",
+                    "availableToWithdraw": "",
+                    "totalOrderIM": "0",
+                    "equity": _fmt(balance.total),
+                    "totalPositionMM": "0",
+                    "usdValue": _fmt(usd),
+                    "unrealisedPnl": "0",
+                    "collateralSwitch": True,
+                    "spotHedgingQty": "0",
+                    "borrowAmount": "0.000000000000000000",
+                    "totalPositionIM": "0",
+                    "walletBalance": _fmt(balance.total),
+                    "cumRealisedPnl": "0",
+                    "locked": _fmt(balance.used),
+                    "marginCollateral": True,
+                    "coin": asset,
+                }
+            )
+        usd_text = _fmt(total_usd)
+        return {
+            "list": [
+                {
+                    "totalEquity": usd_text,
+                    "accountIMRate": "0",
+                    "totalMarginBalance": usd_text,
+                    "totalInitialMargin": "0",
+                    "accountType": "UNIFIED",
+                    "totalAvailableBalance": usd_text,
+                    "accountMMRate": "0",
+                    "totalPerpUPL": "0",
+                    "totalWalletBalance": usd_text,
+                    "accountLTV": "0",
+                    "totalMaintenanceMargin": "0",
+                    "coin": coins,
+                }
+            ]
+        }
+
+    async def _coin_info(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """The recorded USDT entry; other coins get one native chain of the same shape."""
+        assets = {item.base for item in self.instruments} | {i.quote for i in self.instruments}
+        assets |= set(record.account.balances)
+        if "coin" in request.query:
+            assets &= {request.query["coin"]}
+        return {"rows": [self._coin_row(asset) for asset in sorted(assets)]}
+
+    def _coin_row(self, asset: str) -> dict[str, Any]:
+        if asset in self._recorded_coins:
+            return self._recorded_coins[asset]
+        return {
+            "name": asset,
+            "coin": asset,
+            "remainAmount": "1000000",
+            "chains": [
+                {
+                    "chainType": asset,
+                    "confirmation": "6",
+                    "withdrawFee": "0",
+                    "depositMin": "0",
+                    "withdrawMin": "0",
+                    "chain": asset,
+                    "chainDeposit": "1",
+                    "chainWithdraw": "1",
+                    "minAccuracy": "8",
+                    "withdrawPercentageFee": "0",
+                    "contractAddress": "",
+                }
+            ],
+        }

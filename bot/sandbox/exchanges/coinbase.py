@@ -1,0 +1,529 @@
+"""A local Coinbase Advanced Trade API that authenticates CDP keys the way Coinbase does.
+
+A CDP key is a key *name* (``organizations/{org}/apiKeys/{id}``) plus an EC P-256 private key in
+PEM. Each signed request carries ``Authorization: Bearer <JWT>``: ES256 over the header (``kid``
+= key name, random ``nonce``) and claims ``sub`` (key name), ``iss``, ``nbf``, ``exp`` (two
+minutes later) and ``uri`` = "METHOD host/path" without the query. The server keeps only the
+public half of each issued key and checks signature, lifetime, ``sub`` and ``uri`` against the
+request it arrived with; any failure is Coinbase's bare ``401 Unauthorized``.
+
+``uri`` host: ccxt strips only ``https://`` from the URL, so after the endpoint rewrite it signs
+"GET http://127.0.0.1:PORT/api/v3/…". The server accepts the host with or without a scheme but
+it must be the host the request was sent to (Coinbase's own is ``api.coinbase.com``).
+
+Markets, currencies and accounts follow the shapes in ccxt's coinbase source and static tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from bot.sandbox.exchanges.base import (
+    DEMO_PRICES,
+    Balance,
+    DemoKey,
+    DemoPermissions,
+    KeyRecord,
+    Permission,
+    VenueError,
+    VenueServer,
+)
+
+#: How long ccxt (and Coinbase's own SDKs) make a token live: ``exp = nbf + 120``.
+TOKEN_LIFETIME_S = 120
+#: ``iss`` values in use: ccxt's ("coinbase-cloud") and the current SDKs' ("cdp").
+ISSUERS = frozenset({"coinbase-cloud", "cdp"})
+
+_NAMESPACE = uuid.UUID("5f0c6a52-2f6e-4c53-9a39-7b4a2d3f1c0e")  # stable demo ids per name
+_KEY_NAME = re.compile(
+    r"organizations/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    r"/apiKeys/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+)
+_UNAUTHORIZED = "Unauthorized\n"
+
+
+@dataclass(frozen=True)
+class Crypto:
+    """A crypto currency as ``/v2/currencies/crypto`` lists it."""
+
+    name: str
+    exponent: int
+    color: str
+    address_regex: str
+
+    def info(self, code: str, sort_index: int) -> dict[str, Any]:
+        return {
+            "asset_id": str(uuid.uuid5(_NAMESPACE, "asset/" + code)),
+            "code": code,
+            "name": self.name,
+            "color": self.color,
+            "sort_index": sort_index,
+            "exponent": self.exponent,
+            "type": "crypto",
+            "address_regex": self.address_regex,
+        }
+
+
+_EVM = "^(?:0x)?[0-9a-fA-F]{40}$"
+CRYPTO: Mapping[str, Crypto] = {
+    "BTC": Crypto(
+        "Bitcoin", 8, "#F7931A", "^([13][a-km-zA-HJ-NP-Z1-9]{25,34})|^(bc1[a-z0-9]{39,59})$"
+    ),
+    "ETH": Crypto("Ethereum", 8, "#627EEA", _EVM),
+    "USDT": Crypto("Tether", 6, "#22A079", _EVM),
+    "ADA": Crypto("Cardano", 6, "#0033AD", "^(([0-9A-Za-z]{57,59})|([0-9A-Za-z]{100,104}))$"),
+    "LTC": Crypto(
+        "Litecoin", 8, "#A6A9AA", "^((L|M)[a-km-zA-HJ-NP-Z1-9]{25,34})|^(ltc1[a-z0-9]{39,59})$"
+    ),
+    "XRP": Crypto("XRP", 6, "#222222", "^r[1-9a-km-zA-HJ-NP-Z]{24,34}$"),
+    "DOGE": Crypto("Dogecoin", 8, "#BA9F33", "^((D|A|9)[1-9A-HJ-NP-Za-km-z]{33})$"),
+}
+FIAT: Mapping[str, tuple[str, str]] = {
+    "USD": ("US Dollar", "0.01"),
+    "EUR": ("Euro", "0.01"),
+    "GBP": ("British Pound", "0.01"),
+}
+
+
+@dataclass(frozen=True)
+class Product:
+    """A spot product as ``/api/v3/brokerage/market/products`` lists it."""
+
+    base: str
+    quote: str
+    price_increment: str
+    base_increment: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.base}-{self.quote}"
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.base}/{self.quote}"
+
+    def price(self, value: Decimal) -> str:
+        return _plain(value.quantize(Decimal(self.price_increment)))
+
+
+PRODUCTS: tuple[Product, ...] = (
+    Product("BTC", "USD", "0.01", "0.00000001"),
+    Product("ETH", "USD", "0.01", "0.00000001"),
+    Product("USDT", "USD", "0.00001", "0.01"),
+    Product("BTC", "USDT", "0.01", "0.00000001"),
+    Product("ETH", "USDT", "0.01", "0.00000001"),
+    Product("ADA", "USDT", "0.0001", "0.00000001"),
+    Product("LTC", "USDT", "0.01", "0.00000001"),
+    Product("XRP", "USDT", "0.0001", "0.000001"),
+    Product("DOGE", "USDT", "0.00001", "0.1"),
+)
+_USDT_IN_USD = Decimal("1.0001")
+
+
+def _opening_price(product: Product) -> Decimal:
+    """The demo price in USDT, or in USD at the demo USDT/USD rate."""
+    if product.base not in {m.split("/")[0] for m in DEMO_PRICES}:
+        return _USDT_IN_USD
+    in_usdt = DEMO_PRICES[f"{product.base}/USDT"]
+    return (
+        in_usdt if product.quote == "USDT" else (in_usdt * _USDT_IN_USD).quantize(Decimal("0.01"))
+    )
+
+
+def _plain(value: Decimal) -> str:
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def public_key_of(secret_pem: str) -> ec.EllipticCurvePublicKey:
+    """The public half of a CDP secret; ValueError unless it is a P-256 private key in PEM."""
+    key = serialization.load_pem_private_key(secret_pem.encode(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ValueError("a CDP secret is an EC P-256 private key")
+    return key.public_key()
+
+
+def coinbase_error(status: int, error: str, details: str) -> VenueError:
+    """Advanced Trade's error shape: ``{"error", "error_details", "message"}``."""
+    return VenueError(status, {"error": error, "error_details": details, "message": details})
+
+
+def _unauthorized() -> VenueError:
+    return VenueError(401, _UNAUTHORIZED, content_type="text/plain")
+
+
+class CoinbaseServer(VenueServer):
+    """Coinbase Advanced Trade (v3) plus the v2 public endpoints ccxt's ``load_markets`` uses."""
+
+    venue_id = "coinbase"
+    key_format = _KEY_NAME
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
+    ) -> None:
+        super().__init__(host=host, port=port, reference_dir=reference_dir)
+        self.products = PRODUCTS
+        self._products_by_id = {product.id: product for product in self.products}
+        self._public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        for product in self.products:
+            self.set_price(product.symbol, _opening_price(product))
+
+    # ----- keys ------------------------------------------------------------------------------
+
+    def new_key_material(self, with_passphrase: bool) -> DemoKey:
+        """A key name and a fresh P-256 private key in PEM, as the CDP portal hands them out."""
+        private_key = ec.generate_private_key(ec.SECP256R1())
+        pem = private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        ).decode()
+        name = f"organizations/{uuid.uuid4()}/apiKeys/{uuid.uuid4()}"
+        return DemoKey(api_key=name, secret=pem)
+
+    def issue_key(
+        self,
+        permissions: DemoPermissions | None = None,
+        *,
+        account: str = "demo",
+        with_passphrase: bool = False,
+        material: DemoKey | None = None,
+    ) -> DemoKey:
+        """As the base; the server then keeps the key's public half to check its tokens."""
+        public_key = public_key_of(material.secret) if material is not None else None
+        key = super().issue_key(
+            permissions, account=account, with_passphrase=with_passphrase, material=material
+        )
+        self._public_keys[key.api_key] = public_key or public_key_of(key.secret)
+        return key
+
+    def portfolio_uuid(self, account: str) -> str:
+        """The default portfolio of an account (every CDP key is scoped to one portfolio)."""
+        return str(uuid.uuid5(_NAMESPACE, "portfolio/" + account))
+
+    # ----- routes ----------------------------------------------------------------------------
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
+            "/v2/time": self.public(self._v2_time),
+            "/v2/currencies": self.public(self._fiat_currencies),
+            "/v2/currencies/crypto": self.public(self._crypto_currencies),
+            "/v2/exchange-rates": self.public(self._exchange_rates),
+            "/api/v3/brokerage/time": self.public(self._v3_time),
+            "/api/v3/brokerage/market/products": self.public(self._products),
+            "/api/v3/brokerage/market/products/{product_id}/ticker": self.public(self._ticker),
+            "/api/v3/brokerage/key_permissions": self.private(self._key_permissions),
+            "/api/v3/brokerage/transaction_summary": self.private(self._transaction_summary),
+            "/api/v3/brokerage/accounts": self.private(self._accounts),
+        }
+        for path, endpoint in routes.items():
+            router.add_get(path, endpoint)
+
+    # ----- authentication --------------------------------------------------------------------
+
+    async def authenticate(self, request: web.Request, needs: Permission) -> KeyRecord:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme != "Bearer" or not token:
+            raise _unauthorized()
+        header, claims = self._verified(token)
+        record = self.key_record(str(header["kid"]))
+        if record is None:
+            raise _unauthorized()
+        now_s = self.server_time_ms() / 1000
+        nbf, exp = claims.get("nbf"), claims.get("exp")
+        if not (
+            claims.get("sub") == record.key.api_key
+            and claims.get("iss") in ISSUERS
+            and isinstance(nbf, int)
+            and isinstance(exp, int)
+            and nbf <= now_s < exp
+            and exp - nbf <= TOKEN_LIFETIME_S
+            and self._uri_matches(claims.get("uri"), request)
+        ):
+            raise _unauthorized()
+        if record.revoked or (
+            record.permissions.ip_restricted and request.remote not in record.trusted_ips
+        ):
+            raise _unauthorized()
+        if not self.authorize(record, request, needs):
+            raise coinbase_error(403, "unknown", "Missing required scopes")
+        return record
+
+    def _verified(self, token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Header and claims of an ES256 token signed by an issued key, else 401."""
+        try:
+            header_b64, claims_b64, signature_b64 = token.split(".")
+            header = json.loads(_b64url(header_b64))
+            claims = json.loads(_b64url(claims_b64))
+            signature = _b64url(signature_b64)
+        except (ValueError, binascii.Error):
+            raise _unauthorized() from None
+        if not (isinstance(header, dict) and isinstance(claims, dict)):
+            raise _unauthorized()
+        public_key = self._public_keys.get(str(header.get("kid")))
+        if header.get("alg") != "ES256" or public_key is None or len(signature) != 64:
+            raise _unauthorized()
+        der = encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
+        try:
+            public_key.verify(der, f"{header_b64}.{claims_b64}".encode(), ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            raise _unauthorized() from None
+        return header, claims
+
+    @staticmethod
+    def _uri_matches(uri: object, request: web.Request) -> bool:
+        """``uri`` names this request: same method, this server's host, same path, no query."""
+        if not isinstance(uri, str):
+            return False
+        method, _, target = uri.partition(" ")
+        target = target.removeprefix("https://").removeprefix("http://")
+        host, slash, path = target.partition("/")
+        raw_path = request.raw_path.partition("?")[0]
+        return method == request.method and host == request.host and slash + path == raw_path
+
+    # ----- errors ----------------------------------------------------------------------------
+
+    def fault(self, status: int) -> VenueError:
+        if status == 429:
+            return VenueError(
+                429, {"errors": [{"id": "rate_limit_exceeded", "message": "Too many requests"}]}
+            )
+        if status in {502, 503, 504}:
+            # The edge answers these itself, in plain text, before the API sees the request.
+            return VenueError(status, HTTPStatus(status).phrase + "\n", content_type="text/plain")
+        return VenueError(
+            status, {"errors": [{"id": "internal_server_error", "message": "Internal error"}]}
+        )
+
+    def not_found(self, request: web.Request) -> VenueError:
+        return VenueError(404, "404 page not found\n", content_type="text/plain")
+
+    # ----- public endpoints ------------------------------------------------------------------
+
+    async def _v2_time(self, request: web.Request) -> dict[str, Any]:
+        now = self.server_time_ms()
+        return {"data": {"iso": _iso(now)[:-5] + "Z", "epoch": now // 1000}}
+
+    async def _v3_time(self, request: web.Request) -> dict[str, str]:
+        now = self.server_time_ms()
+        return {"iso": _iso(now), "epochSeconds": str(now // 1000), "epochMillis": str(now)}
+
+    async def _fiat_currencies(self, request: web.Request) -> dict[str, Any]:
+        return {
+            "data": [
+                {"id": code, "name": name, "min_size": min_size}
+                for code, (name, min_size) in FIAT.items()
+            ]
+        }
+
+    async def _crypto_currencies(self, request: web.Request) -> dict[str, Any]:
+        return {
+            "data": [
+                crypto.info(code, 100 + index)
+                for index, (code, crypto) in enumerate(CRYPTO.items())
+            ]
+        }
+
+    def _usd_value(self, asset: str) -> Decimal:
+        """One unit of ``asset`` in USD, from the demo markets."""
+        if asset == "USD":
+            return Decimal(1)
+        stats = self.prices.get(f"{asset}/USD") or self.prices.get(f"{asset}/USDT")
+        return stats.last if stats else Decimal(0)
+
+    async def _exchange_rates(self, request: web.Request) -> dict[str, Any]:
+        """How much of each currency one ``currency`` (USD by default) buys."""
+        base = request.query.get("currency", "USD").upper()
+        base_usd = self._usd_value(base)
+        if not base_usd:
+            raise VenueError(
+                400, {"errors": [{"id": "invalid_request", "message": "Invalid currency"}]}
+            )
+        rates = {
+            code: _plain((base_usd / usd).quantize(Decimal("1e-16")))
+            for code in ("USD", *CRYPTO)
+            if (usd := self._usd_value(code))
+        }
+        return {"data": {"currency": base, "rates": rates}}
+
+    def _product(self, product_id: str) -> Product:
+        product = self._products_by_id.get(product_id)
+        if product is None:
+            raise coinbase_error(404, "NOT_FOUND", f"ProductID {product_id} could not be found")
+        return product
+
+    async def _products(self, request: web.Request) -> dict[str, Any]:
+        """Spot products; ``product_type=FUTURE`` lists none (no futures on this demo venue)."""
+        if request.query.get("product_type", "SPOT") != "SPOT":
+            return {"products": [], "num_products": 0}
+        wanted = request.query.getall("product_ids", [])
+        products = [self._product(pid) for pid in wanted] if wanted else list(self.products)
+        entries = [self._product_info(product) for product in products]
+        return {"products": entries, "num_products": len(entries)}
+
+    def _product_info(self, product: Product) -> dict[str, Any]:
+        stats = self.prices[product.symbol]
+        change = (stats.last - stats.open) / stats.open * 100
+        base, quote = CRYPTO[product.base], CRYPTO.get(product.quote)
+        return {
+            "product_id": product.id,
+            "price": product.price(stats.last),
+            "price_percentage_change_24h": _plain(change.quantize(Decimal("1e-12"))),
+            "volume_24h": _plain(stats.volume),
+            "volume_percentage_change_24h": "0",
+            "base_increment": product.base_increment,
+            "quote_increment": product.price_increment,
+            "quote_min_size": "1",
+            "quote_max_size": "150000000",
+            "base_min_size": product.base_increment,
+            "base_max_size": "3400",
+            "base_name": base.name,
+            "quote_name": quote.name if quote else FIAT[product.quote][0],
+            "watched": False,
+            "is_disabled": False,
+            "new": False,
+            "status": "online",
+            "cancel_only": False,
+            "limit_only": False,
+            "post_only": False,
+            "trading_disabled": False,
+            "auction_mode": False,
+            "product_type": "SPOT",
+            "quote_currency_id": product.quote,
+            "base_currency_id": product.base,
+            "fcm_trading_session_details": None,
+            "mid_market_price": "",
+            "alias": "",
+            "alias_to": [],
+            "base_display_symbol": product.base,
+            "quote_display_symbol": product.quote,
+            "view_only": False,
+            "price_increment": product.price_increment,
+            "display_name": product.id,
+            "product_venue": "CBE",
+            "approximate_quote_24h_volume": _plain(stats.quote_volume.quantize(Decimal("0.01"))),
+        }
+
+    async def _ticker(self, request: web.Request) -> dict[str, Any]:
+        product = self._product(request.match_info["product_id"])
+        stats = self.prices[product.symbol]
+        step = Decimal(product.price_increment)
+        ask = stats.last.quantize(step)
+        now = self.server_time_ms()
+        return {
+            "trades": [
+                {
+                    "trade_id": str(600_000_000 + stats.trades),
+                    "product_id": product.id,
+                    "price": product.price(stats.last),
+                    "size": "0.01",
+                    "time": _iso(now),
+                    "side": "BUY",
+                    "bid": "",
+                    "ask": "",
+                }
+            ],
+            "best_bid": product.price(ask - step),
+            "best_ask": product.price(ask),
+        }
+
+    # ----- signed endpoints ------------------------------------------------------------------
+
+    async def _key_permissions(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Transfer is CDP's one switch for sending funds off the account (withdraw included)."""
+        flags = record.permissions
+        return {
+            "can_view": flags.read,
+            "can_trade": flags.spot_trade or flags.futures_trade,
+            "can_transfer": flags.withdraw or flags.internal_transfer,
+            "portfolio_uuid": self.portfolio_uuid(record.account.name),
+            "portfolio_type": "DEFAULT",
+        }
+
+    async def _transaction_summary(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        return {
+            "total_volume": 0,
+            "total_fees": 0,
+            "fee_tier": {
+                "pricing_tier": "Advanced 1",
+                "usd_from": "0",
+                "usd_to": "1000",
+                "taker_fee_rate": "0.012",
+                "maker_fee_rate": "0.006",
+                "aop_from": "",
+                "aop_to": "",
+            },
+            "margin_rate": None,
+            "goods_and_services_tax": None,
+            "advanced_trade_only_volume": 0,
+            "advanced_trade_only_fees": 0,
+            "coinbase_pro_volume": 0,
+            "coinbase_pro_fees": 0,
+            "total_balance": "",
+            "has_promo_fee": False,
+        }
+
+    async def _accounts(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """One wallet per currency (held or listed) plus the USD fiat account, paged by cursor."""
+        try:
+            limit = max(1, min(250, int(request.query.get("limit", "49"))))
+            start = int(request.query.get("cursor") or 0)
+        except ValueError:
+            raise coinbase_error(400, "INVALID_ARGUMENT", "invalid limit or cursor") from None
+        held = record.account.balances
+        assets = ["USD", *sorted(set(CRYPTO) | set(held) - {"USD"})]
+        page = assets[start : start + limit]
+        following = start + len(page)
+        return {
+            "accounts": [self._wallet(record, asset, held.get(asset)) for asset in page],
+            "has_next": following < len(assets),
+            "cursor": str(following) if following < len(assets) else "",
+            "size": len(page),
+        }
+
+    def _wallet(self, record: KeyRecord, asset: str, balance: Balance | None) -> dict[str, Any]:
+        held = balance or Balance(Decimal(0))
+        created = _iso(record.created_ms)
+        return {
+            "uuid": str(uuid.uuid5(_NAMESPACE, f"wallet/{record.account.name}/{asset}")),
+            "name": "Cash (USD)" if asset == "USD" else f"{asset} Wallet",
+            "currency": asset,
+            "available_balance": {"value": f"{held.free:.16f}", "currency": asset},
+            "default": asset == "USD",
+            "active": True,
+            "created_at": created,
+            "updated_at": _iso(record.account.updated_ms),
+            "deleted_at": None,
+            "type": "ACCOUNT_TYPE_FIAT" if asset in FIAT else "ACCOUNT_TYPE_CRYPTO",
+            "ready": True,
+            "hold": {"value": f"{held.used:.16f}", "currency": asset},
+            "retail_portfolio_id": self.portfolio_uuid(record.account.name),
+            "platform": "ACCOUNT_PLATFORM_CONSUMER",
+        }
