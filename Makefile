@@ -1,4 +1,4 @@
-# Two commands for a fresh machine: `make run` and `make test`. Each builds its own .venv.
+# Commands for a fresh machine: `make run`, `make sandbox`, `make test`. Each builds its own .venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)  ## run the bot (reads .env; needs COINWARDEN_TELEGRAM_TOKEN)
 	$(BIN)/python -m bot run
+
+sandbox: $(STAMP)  ## try the bot in this terminal: local Telegram and demo exchanges, no token
+	$(BIN)/python -m bot sandbox
 
 test: $(STAMP)  ## the whole test suite
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""Command line: ``python -m bot [run|rotate-master-key|doctor]`` (no argument = run).
+"""Command line: ``python -m bot [run|sandbox|rotate-master-key|doctor]`` (no argument = run).
 
 Configuration and master-key problems print one line and exit non-zero, never a traceback.
 """
@@ -10,6 +10,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.app import master_key_config, open_core, running_bot
 from bot.config import ConfigError, Settings, load_settings
@@ -73,12 +74,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="coinwarden", description="Coinwarden: a self-hosted Telegram bot for crypto traders."
     )
-    parser.add_argument("command", nargs="?", default="run", choices=sorted(COMMANDS))
+    commands = parser.add_subparsers(
+        dest="command", metavar="{run,sandbox,rotate-master-key,doctor}"
+    )
+    commands.add_parser("run", help="run the bot (the default)")
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="try the bot in this terminal: local Telegram, demo exchanges, no token needed",
+    )
+    sandbox.add_argument(
+        "--seed", type=int, help="seed of the price random walk (default: a random one, shown)"
+    )
+    sandbox.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the bot's data here (default: a temporary dir); the demo exchanges and "
+        "their keys start afresh on every run",
+    )
+    commands.add_parser(
+        "rotate-master-key", help="re-encrypt every secret under COINWARDEN_MASTER_KEY"
+    )
+    commands.add_parser("doctor", help="check configuration, database and master key")
     args = parser.parse_args(argv)
     try:
+        if args.command == "sandbox":
+            # Imported here only: nothing of the sandbox is loaded when the bot runs for real.
+            from bot.sandbox.session import SandboxOptions, run_sandbox
+
+            run_sandbox(SandboxOptions(seed=args.seed, data_dir=args.data_dir))
+            return 0
         settings = load_settings()
         configure_logging(settings.log_level)
-        asyncio.run(COMMANDS[args.command](settings))
+        asyncio.run(COMMANDS[args.command or "run"](settings))
     except ConfigError as exc:
         print(f"coinwarden: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -6,7 +6,7 @@ from telegram import Update
 from telegram.ext import Application, MessageHandler, TypeHandler, filters
 
 from bot.handlers import activity, check, connect, connections, revoke, start
-from bot.handlers.access import gate_allowed_users, guard_group_secrets
+from bot.handlers.access import gate_allowed_users, stray_text
 from bot.handlers.errors import on_error
 
 GATE_GROUP = -1
@@ -19,10 +19,6 @@ def register(application: Application) -> None:
     application.add_handler(connections.handler())
     for handler in (*start.handlers(), *revoke.handlers(), *check.handlers(), *activity.handlers()):
         application.add_handler(handler)
-    application.add_handler(
-        MessageHandler(
-            filters.TEXT & ~filters.COMMAND & filters.ChatType.GROUPS, guard_group_secrets
-        )
-    )
+    application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, stray_text))
     application.add_handler(start.expired_handler())
     application.add_error_handler(on_error)

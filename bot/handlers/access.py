@@ -64,15 +64,34 @@ GROUP_SECRET_WARNING = (
     "⚠️ That looked like an API key or secret. Never paste keys in a group: {action} "
     "revoke that key on the exchange and connect a new one with me in a private chat."
 )
+PRIVATE_SECRET_WARNING = (
+    "🔑 That looked like an API key or secret, so I deleted it. I only take keys during "
+    "/connect, one at a time, when I ask for them."
+)
+NOT_UNDERSTOOD = "I did not understand that. Send /help to see what I can do."
 
 
-async def guard_group_secrets(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """In groups, a message that looks like a key is deleted where possible and warned about."""
+async def stray_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text outside any flow: a pasted key is deleted at once; anything else gets a hint."""
     message = update.effective_message
-    if message is None or message.text is None or is_private(update.effective_chat):
+    if message is None or message.text is None:
         return
-    if not looks_like_secret(message.text):
+    if not is_private(update.effective_chat):
+        await _guard_group_secret(message, context)
         return
+    if looks_like_secret(message.text):
+        services(context).connections.remember_secrets(message.text.strip())
+        await delete_secret_message(message, context)
+        await context.bot.send_message(message.chat_id, PRIVATE_SECRET_WARNING)
+        return
+    await message.reply_text(NOT_UNDERSTOOD)
+
+
+async def _guard_group_secret(message: Message, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """In groups, a message that looks like a key is deleted where possible and warned about."""
+    if not looks_like_secret(message.text or ""):
+        return
+    services(context).connections.remember_secrets((message.text or "").strip())
     action = "delete that message now, then"
     if await _can_delete_in(message.chat_id, context):
         try:

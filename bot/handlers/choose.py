@@ -12,7 +12,7 @@ from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, 
 from telegram.constants import ParseMode
 
 from bot.exchanges.connections import ConnectionService
-from bot.handlers.render import EXPIRED_BUTTON, esc
+from bot.handlers.render import EXPIRED_BUTTON, NO_CONNECTIONS, esc
 from storage.connections import ConnectionRecord
 
 GONE = "That connection is not here any more."
@@ -34,7 +34,7 @@ async def connection_from_args(
         return record
     records = await connections.list_for_chat(message.chat_id)
     if not records:
-        await message.reply_text("No exchange accounts are connected here. Send /connect first.")
+        await message.reply_text(NO_CONNECTIONS)
         return None
     if len(records) == 1:
         return records[0]

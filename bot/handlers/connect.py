@@ -32,6 +32,7 @@ from bot.exchanges.key_input import (
     clean_label,
     clean_passphrase,
     clean_secret,
+    looks_like_secret,
 )
 from bot.handlers.access import delete_secret_message, is_private
 from bot.handlers.context import services
@@ -133,6 +134,22 @@ async def pick_venue(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
         parse_mode=HTML,
     )
     return LABEL
+
+
+async def text_while_picking(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """The user typed instead of tapping an exchange; a pasted key is deleted all the same."""
+    message = cast(Message, update.effective_message)
+    if looks_like_secret(message.text or ""):
+        services(context).connections.remember_secrets((message.text or "").strip())
+        await delete_secret_message(message, context)
+        await context.bot.send_message(
+            message.chat_id,
+            "🔑 That looked like a key, so I deleted it. First tap the exchange above; "
+            "I ask for the key after the label.",
+        )
+    else:
+        await message.reply_text("Tap the exchange in the list above first (or /cancel).")
+    return PICK_VENUE
 
 
 async def receive_label(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
@@ -329,7 +346,10 @@ def _conversation(text: filters.BaseFilter, other: filters.BaseFilter) -> Conver
     return ConversationHandler(
         entry_points=[CommandHandler("connect", start)],
         states={
-            PICK_VENUE: [CallbackQueryHandler(pick_venue, pattern=r"^cv:")],
+            PICK_VENUE: [
+                CallbackQueryHandler(pick_venue, pattern=r"^cv:"),
+                MessageHandler(text, text_while_picking),
+            ],
             LABEL: [MessageHandler(text, receive_label), MessageHandler(other, not_text_label)],
             API_KEY: [MessageHandler(text, receive_api_key), MessageHandler(other, not_text)],
             SECRET: [MessageHandler(text, receive_secret), MessageHandler(other, not_text)],

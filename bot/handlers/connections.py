@@ -11,14 +11,14 @@ from telegram.ext import CommandHandler, ContextTypes
 from bot.clock import utc_now
 from bot.exchanges.connections import ConnectionService
 from bot.handlers.context import services
-from bot.handlers.render import connection_card
+from bot.handlers.render import NO_CONNECTIONS, connection_card
 
 
 async def list_connections(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = cast(Message, update.effective_message)
     records = await services(context).connections.list_for_chat(message.chat_id)
     if not records:
-        await message.reply_text("No exchange accounts connected yet. Send /connect to add one.")
+        await message.reply_text(NO_CONNECTIONS)
         return
     now = utc_now()
     for record in records:

@@ -19,6 +19,7 @@ from storage.activity import ActivityEntry
 from storage.connections import ConnectionRecord, ConnectionStatus
 
 EXPIRED_BUTTON = "This button has expired. Send the command again."
+NO_CONNECTIONS = "No exchange accounts are connected here yet. Send /connect to add one."
 
 
 def esc(text: object) -> str:
@@ -64,10 +65,17 @@ def permission_line(p: PermissionSummary) -> str:
     return " · ".join(parts)
 
 
-def key_warnings(p: PermissionSummary, outbound_ips: Sequence[str]) -> list[str]:
+def key_warnings(
+    p: PermissionSummary, outbound_ips: Sequence[str], venue: Venue | None = None
+) -> list[str]:
     """Advice for a monitoring key that could be safer."""
     warnings = []
-    if p.can_trade:
+    if venue is not None and venue.requires_derivatives and not p.spot_trade:
+        warnings.append(
+            f"ℹ️ {esc(venue.name)} only answers keys with futures rights, so this key can place "
+            "futures orders. Keep it IP-restricted and never share it."
+        )
+    elif p.can_trade:
         warnings.append(
             "⚠️ This key can <b>trade</b>. For monitoring, a read-only key is safer: "
             "anyone holding it could place orders."
@@ -118,7 +126,7 @@ def connected_card(
         f"API key: <code>{esc(record.read_key.mask)}</code> "
         "(the secret is stored encrypted and never shown)",
     ]
-    warnings = key_warnings(permissions, outbound_ips)
+    warnings = key_warnings(permissions, outbound_ips, venue)
     if warnings:
         lines += ["", *warnings]
     lines += ["", "See it any time with /connections."]

@@ -47,7 +47,7 @@ async def test_a_withdraw_key_is_refused_and_nothing_is_stored(
     assert "withdraw funds" in text and "stored nothing" in text
     assert "Enable Withdrawals" in text  # how to make a safe key
     await alice.send("/connections")
-    assert "No exchange accounts connected yet" in (await alice.reply()).text
+    assert "No exchange accounts are connected here yet" in (await alice.reply()).text
 
 
 async def test_an_internal_transfer_key_is_refused_too(world: World, alice: ChatDriver) -> None:
@@ -88,8 +88,9 @@ async def test_cancel_mid_flow_forgets_everything(world: World, alice: ChatDrive
     assert key_message in alice.deleted_ids
     await alice.send("/cancel")
     assert "Nothing was stored" in (await alice.reply()).text
-    await alice.send(key.secret)  # the flow is over: this is just text now
-    await alice.settle()
+    late = await alice.send(key.secret)  # the flow is over, but a secret is still a secret
+    assert "so I deleted it" in (await alice.reply()).text
+    assert late in alice.deleted_ids
     await alice.send("/connections")
     assert "No exchange accounts" in (await alice.reply()).text
 
@@ -110,3 +111,20 @@ async def test_in_privacy_mode_a_non_admin_bot_never_sees_group_chatter(world: W
     await group.send(world.binance.issue_key().api_key)
     await group.settle()
     assert [m for m in group.messages if m.from_bot] == []
+
+
+async def test_a_key_pasted_before_picking_the_exchange_is_deleted(
+    world: World, alice: ChatDriver
+) -> None:
+    await alice.send("/connect")
+    await alice.reply("Which exchange")
+    early = await alice.send(world.binance.issue_key().api_key)
+    assert "First tap the exchange above" in (await alice.reply()).text
+    assert early in alice.deleted_ids
+    await alice.send("Main")
+    assert "Tap the exchange in the list above" in (await alice.reply()).text
+
+
+async def test_text_outside_a_flow_gets_a_hint(alice: ChatDriver) -> None:
+    await alice.send("hello there")
+    assert "Send /help" in (await alice.reply()).text

@@ -58,19 +58,12 @@ _DEMO_QUOTE_VOLUME = Decimal("250000000")  # 24 h turnover a market starts with,
 _STEP_SIGMA = 0.002  # standard deviation of one step_prices move
 
 
-def find_reference_dir(start: Path | None = None) -> Path:
-    """``shared/reference/ccxt-static`` beside the repository (``/work/shared`` next to the repo).
-
-    Walks up from this module so it works from a checkout, CI and the sandbox alike.
-    """
-    here = (start or Path(__file__)).resolve()
-    for parent in here.parents:
-        candidate = parent / "shared" / "reference" / "ccxt-static"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(
-        f"no shared/reference/ccxt-static above {here}; pass reference_dir= explicitly"
-    )
+def find_reference_dir() -> Path:
+    """The recorded ccxt payloads shipped with this package (a copy of ``shared/reference``)."""
+    path = Path(__file__).resolve().parents[1] / "reference" / "ccxt-static"
+    if not path.is_dir():
+        raise FileNotFoundError(f"no recorded exchange data at {path}; reinstall the package")
+    return path
 
 
 @dataclass(frozen=True)

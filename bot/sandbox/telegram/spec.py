@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.sandbox.telegram.errors import bad_request
 
-SPEC_RELATIVE_PATH = Path("shared/reference/telegram-bot-api-spec/api.json")
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference"
 _INTEGER = re.compile(r"-?\d+")
 _SCALAR_TYPES = frozenset({"String", "Integer", "Float", "Boolean", "InputFile"})
 # Texts the real server answers when a required field is missing; others use the generic form.
@@ -134,14 +134,9 @@ class BotApiSpec:
         return self._methods.get(name.lower())
 
 
-def find_spec_path(start: Path | None = None) -> Path:
-    """Walk up from this package to the directory holding ``shared/`` (a sibling of the repo)."""
-    origin = (start or Path(__file__)).resolve()
-    for directory in origin.parents:
-        candidate = directory / SPEC_RELATIVE_PATH
-        if candidate.is_file():
-            return candidate
-    raise SpecNotFoundError(
-        f"Telegram Bot API spec ({SPEC_RELATIVE_PATH}) not found in any parent of {origin}; "
-        "pass spec_path= to TelegramServer"
-    )
+def find_spec_path() -> Path:
+    """The spec shipped with this package (a copy of ``shared/reference``; see its README)."""
+    path = REFERENCE_DIR / "telegram-bot-api-spec" / "api.json"
+    if not path.is_file():
+        raise SpecNotFoundError(f"Telegram Bot API spec not found at {path}; reinstall the package")
+    return path
