@@ -19,6 +19,10 @@ from storage.connections import ConnectionRecord, ConnectionRepository
 from storage.credentials import Credentials, KeyRole
 
 
+class UnconfirmedWithdrawals(Exception):
+    """The venue does not say whether the key may withdraw and the user has not confirmed."""
+
+
 @dataclass(frozen=True)
 class ConnectionPolicy:
     max_per_chat: int
@@ -84,8 +88,15 @@ class ConnectionService:
         label: str,
         credentials: Credentials,
         accepted: KeyAccepted,
+        withdrawals_confirmed_off: bool = False,
     ) -> ConnectionRecord:
-        """Store a key that passed the check (LabelTaken / ConnectionLimitReached on races)."""
+        """Store a key that passed the check (LabelTaken / ConnectionLimitReached on races).
+
+        Where the venue could not tell whether the key may withdraw, the user's explicit
+        confirmation that withdrawals are disabled is required (UnconfirmedWithdrawals).
+        """
+        if not accepted.permissions.withdraw_known and not withdrawals_confirmed_off:
+            raise UnconfirmedWithdrawals
         now = self._clock()
         record = await self._repo.add(
             chat_id,

@@ -102,6 +102,13 @@ def _permissions(summary: PermissionSummary, venue: Venue) -> CheckStep:
             "this key can move funds out (withdraw or transfer)",
             "Delete this key on the exchange now and connect a read-only one.",
         )
+    if not summary.withdraw_known:
+        return CheckStep(
+            STEP_NAMES[3],
+            None,
+            "this exchange does not report whether the key can withdraw (you confirmed it cannot)",
+            "Check on the exchange that withdrawals stay disabled for this key.",
+        )
     if not summary.read:
         return CheckStep(
             STEP_NAMES[3], False, "this key cannot read the account", "Enable reading on the key."

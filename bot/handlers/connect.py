@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
     CallbackQueryHandler,
@@ -42,11 +42,12 @@ from bot.handlers.render import (
     esc,
     refused_withdraw,
     venue_title,
+    withdrawals_unknown,
 )
 from storage.connections import ConnectionLimitReached, LabelTaken
 from storage.credentials import Credentials
 
-PICK_VENUE, LABEL, API_KEY, SECRET, PASSPHRASE = range(5)
+PICK_VENUE, LABEL, API_KEY, SECRET, PASSPHRASE, CONFIRM_NO_WITHDRAWALS = range(6)
 DRAFT = "connect.draft"
 TIMEOUT_SECONDS = 600
 HTML = ParseMode.HTML
@@ -62,6 +63,9 @@ class Draft:
     label: str | None = None
     api_key: str | None = None
     secret: str | None = None
+    # A checked key waiting for "withdrawals are disabled"; memory only, like everything here.
+    pending: tuple[Credentials, KeyAccepted] | None = None
+    confirm_message_id: int | None = None
 
     def __repr__(self) -> str:
         return f"Draft(venue={self.venue and self.venue.id}, label={self.label!r})"
@@ -252,6 +256,20 @@ async def _check_and_store(
         chat_id, f"🔎 Checking the key with {esc(venue.name)}…", parse_mode=HTML
     )
     result = await connections.check_key(venue, credentials, draft.sandbox)
+    if isinstance(result, KeyAccepted) and not result.permissions.withdraw_known:
+        draft.pending, draft.confirm_message_id = (credentials, result), status.message_id
+        cast(dict, context.user_data)[DRAFT] = draft
+        await status.edit_text(
+            withdrawals_unknown(venue, result.permissions),
+            parse_mode=HTML,
+            reply_markup=InlineKeyboardMarkup(
+                [
+                    [InlineKeyboardButton("✅ Withdrawals are disabled", callback_data="cw")],
+                    [InlineKeyboardButton("Cancel", callback_data="cx")],
+                ]
+            ),
+        )
+        return CONFIRM_NO_WITHDRAWALS
     if isinstance(result, KeyRefused):
         text = refused_withdraw(venue, result.permissions)
     elif isinstance(result, KeyRejected):
@@ -265,12 +283,30 @@ async def _check_and_store(
     return ConversationHandler.END
 
 
+async def confirm_no_withdrawals(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """The user vouches that withdrawals are off on a key whose venue cannot tell."""
+    query = cast(CallbackQuery, update.callback_query)
+    message = cast(Message, query.message)
+    draft = _draft(context)
+    if draft is None or draft.pending is None or message.message_id != draft.confirm_message_id:
+        await query.answer("This button has expired. Send /connect to start again.")
+        return CONFIRM_NO_WITHDRAWALS
+    _forget(context)
+    await query.answer()
+    credentials, accepted = draft.pending
+    text = await _store(message.chat_id, context, draft, credentials, accepted, confirmed=True)
+    await query.edit_message_text(text, parse_mode=HTML, disable_web_page_preview=True)
+    return ConversationHandler.END
+
+
 async def _store(
     chat_id: int,
     context: ContextTypes.DEFAULT_TYPE,
     draft: Draft,
     credentials: Credentials,
     accepted: KeyAccepted,
+    *,
+    confirmed: bool = False,
 ) -> str:
     assert draft.venue is not None and draft.label is not None
     hs = services(context)
@@ -282,6 +318,7 @@ async def _store(
             label=draft.label,
             credentials=credentials,
             accepted=accepted,
+            withdrawals_confirmed_off=confirmed,
         )
     except LabelTaken:
         return (
@@ -354,6 +391,7 @@ def _conversation(text: filters.BaseFilter, other: filters.BaseFilter) -> Conver
             API_KEY: [MessageHandler(text, receive_api_key), MessageHandler(other, not_text)],
             SECRET: [MessageHandler(text, receive_secret), MessageHandler(other, not_text)],
             PASSPHRASE: [MessageHandler(text, receive_passphrase), MessageHandler(other, not_text)],
+            CONFIRM_NO_WITHDRAWALS: [CallbackQueryHandler(confirm_no_withdrawals, pattern=r"^cw$")],
             ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
         },
         fallbacks=[

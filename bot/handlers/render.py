@@ -143,6 +143,16 @@ def refused_withdraw(venue: Venue, permissions: PermissionSummary) -> str:
     )
 
 
+def withdrawals_unknown(venue: Venue, permissions: PermissionSummary) -> str:
+    return (
+        f"⚠️ The key works, but {esc(venue.name)} does not tell whether it can "
+        "<b>withdraw</b>. I only keep keys that cannot.\n\n"
+        f"Permissions I could read: {permission_line(permissions)}\n\n"
+        f"Check the key on {esc(venue.name)}: withdrawals must be off. "
+        "Then confirm below; nothing is stored until you do."
+    )
+
+
 def diagnosis_text(headline: str, diagnosis: Diagnosis) -> str:
     lines = [f"❌ {esc(headline)}", "", esc(diagnosis.cause), f"Fix: {esc(diagnosis.fix)}"]
     if diagnosis.exchange_message:

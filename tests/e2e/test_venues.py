@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bot.exchanges.catalogue import VENUES
-from bot.sandbox.exchanges import SERVERS, DemoPermissions, VenueServer
+from bot.sandbox.exchanges import SERVERS, DemoPermissions, KrakenServer, VenueServer
 from bot.sandbox.telegram import ChatDriver
 from tests.e2e.conftest import World, connect
 
@@ -79,3 +79,28 @@ async def test_a_spot_tab_key_on_futures_is_explained(
     async with futures, start_bot(exchange_endpoints={"binanceusdm": futures.base_url}):
         text = await connect(alice, "binanceusdm", futures.issue_key(DemoPermissions()))
     assert "without “Enable Futures”" in text and "Nothing was stored" in text
+
+
+async def test_a_key_whose_withdraw_right_is_unknown_needs_an_explicit_confirmation(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    kraken = KrakenServer()
+    kraken.reports_permissions = False
+    async with kraken, start_bot(exchange_endpoints={"kraken": kraken.base_url}):
+        text = await connect(alice, "kraken", kraken.issue_key(), "Unsure")
+        assert "does not tell whether it can withdraw" in text
+        assert "nothing is stored until you do" in text
+        await alice.send("/connections")
+        assert "No exchange accounts" in (await alice.reply()).text
+        prompt = next(m for m in reversed(alice.messages) if "withdraw" in m.text and m.buttons)
+        await alice.press(prompt, "Withdrawals are disabled")
+        assert "Unsure is connected to Kraken" in (await alice.reply("is connected")).text
+
+        text = await connect(alice, "kraken", kraken.issue_key(), "Declined")
+        prompt = next(m for m in reversed(alice.messages) if "withdraw" in m.text and m.buttons)
+        await alice.press(prompt, "Cancel")
+        assert "Nothing was stored" in (await alice.reply("Cancelled")).text
+        await alice.send("/connections")
+        await alice.reply("Unsure")
+        await alice.settle()
+        assert "Declined" not in alice.transcript().split("/connections")[-1]

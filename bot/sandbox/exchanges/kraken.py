@@ -201,6 +201,8 @@ class KrakenServer(VenueServer):
     ) -> None:
         super().__init__(host=host, port=port, reference_dir=reference_dir)
         self.pairs = load_pairs(self.reference_dir)
+        # False answers GetApiKeyInfo without "permissions", as older or partial answers do.
+        self.reports_permissions = True
         self._pairs_by_name = {name: p for p in self.pairs for name in (p.id, p.altname)}
         #: Highest nonce each key has used, and when (unix s): Kraken refuses anything lower.
         self._last_nonce: dict[str, tuple[int, int]] = {}
@@ -398,7 +400,7 @@ class KrakenServer(VenueServer):
             "apiKey": record.key.api_key,
             "nonce": str(nonce),
             "nonceWindow": 0,
-            "permissions": sorted(granted),
+            **({"permissions": sorted(granted)} if self.reports_permissions else {}),
             "iban": _iiban(record.account.uid),
             "validUntil": "0",
             "queryFrom": "0",
