@@ -26,6 +26,9 @@ lint: $(STAMP)  ## what CI checks besides the tests
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+bench: $(STAMP)  ## performance goals, printed as JSON (not part of the tests)
+	$(BIN)/python bench/pool_memory.py
+
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .

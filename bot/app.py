@@ -17,6 +17,7 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from bot import handlers
 from bot.config import Settings
 from bot.exchanges.connections import ConnectionPolicy, ConnectionService
+from bot.exchanges.pool import ClientPool
 from bot.handlers.commands import bot_commands
 from bot.handlers.context import SERVICES_KEY, HandlerServices
 from bot.redaction import REDACTOR
@@ -69,7 +70,7 @@ async def open_core(settings: Settings, *, migrate: bool = True) -> Core:
     return Core(database, vault)
 
 
-def build_application(settings: Settings, core: Core) -> Application:
+def build_application(settings: Settings, core: Core, pool: ClientPool) -> Application:
     token = settings.require_token()
     REDACTOR.add(token)
     application = (
@@ -85,6 +86,7 @@ def build_application(settings: Settings, core: Core) -> Application:
         ActivityLog(core.database),
         ConnectionPolicy(settings.max_connections_per_chat, settings.exchange_endpoints),
         REDACTOR,
+        pool=pool,
     )
     application.bot_data[SERVICES_KEY] = HandlerServices(
         connections=connections,
@@ -109,8 +111,9 @@ async def running_bot(settings: Settings) -> AsyncIterator[Application]:
         log.warning(
             "COINWARDEN_ALLOWED_USERS is empty: anyone can use this bot (each chat is isolated)"
         )
+    pool = ClientPool(settings.exchange_endpoints)
     try:
-        application = build_application(settings, core)
+        application = build_application(settings, core, pool)
         async with application:
             await announce_commands(application)
             updater = application.updater
@@ -139,4 +142,5 @@ async def running_bot(settings: Settings) -> AsyncIterator[Application]:
                 await updater.stop()
                 await application.stop()
     finally:
+        await pool.close()  # after the handlers stopped: none is using a client any more
         await core.close()

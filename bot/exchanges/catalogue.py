@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+import ccxt.async_support as ccxt
 
 from bot.exchanges.probes import PermissionProbe
 from bot.exchanges.probes import binance as binance_probe
@@ -35,6 +37,9 @@ class Venue:
     ccxt_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     # Top-level ccxt settings (not options), e.g. the rate limiter algorithm.
     ccxt_config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # What a keyed client must learn about its account that shared markets cannot carry
+    # (run once per pooled client).
+    account_setup: Callable[[ccxt.Exchange], Awaitable[object]] | None = None
 
 
 VENUES: dict[str, Venue] = {
@@ -187,6 +192,9 @@ VENUES: dict[str, Venue] = {
             ),
             # The currency list (chains, fees) is not needed for balances and prices.
             ccxt_config=MappingProxyType({"has": {"fetchCurrencies": False}}),
+            # Whether the account trades from KuCoin's high-frequency account; without it ccxt
+            # reads balances from the classic trade account, which is empty for HF accounts.
+            account_setup=lambda client: client.load_migration_status(),
         ),
     )
 }

@@ -13,6 +13,7 @@ from bot.exchanges.catalogue import Venue, get_venue
 from bot.exchanges.diagnosis import Diagnosis
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRejected, check_key
 from bot.exchanges.key_diagnosis import KeyReport, diagnose_key
+from bot.exchanges.pool import ClientPool
 from bot.redaction import SecretRedactor
 from storage.activity import ActivityEntry, ActivityLog
 from storage.connections import ConnectionRecord, ConnectionRepository
@@ -37,12 +38,14 @@ class ConnectionService:
         policy: ConnectionPolicy,
         redactor: SecretRedactor,
         clock: Clock = utc_now,
+        pool: ClientPool | None = None,
     ) -> None:
         self._repo = repository
         self._activity = activity
         self._policy = policy
         self._redactor = redactor
         self._clock = clock
+        self._pool = pool
 
     @property
     def max_per_chat(self) -> int:
@@ -169,10 +172,13 @@ class ConnectionService:
         return await self._activity.recent(connection_id, limit)
 
     async def revoke(self, chat_id: int, connection_id: int) -> ConnectionRecord | None:
-        """Wipe the connection and its keys; None if the chat owns no such connection."""
+        """Wipe the connection and its keys, and close its clients; None if the chat owns no such
+        connection."""
         record = await self._repo.get(chat_id, connection_id)
         if record is None or not await self._repo.delete(chat_id, connection_id):
             return None
+        if self._pool is not None:
+            await self._pool.close_connection(connection_id)
         return record
 
     @staticmethod
