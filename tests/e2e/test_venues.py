@@ -104,3 +104,31 @@ async def test_a_key_whose_withdraw_right_is_unknown_needs_an_explicit_confirmat
         await alice.reply("Unsure")
         await alice.settle()
         assert "Declined" not in alice.transcript().split("/connections")[-1]
+
+
+async def test_check_names_a_futures_key_that_lost_its_futures_right(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    futures = SERVERS["binanceusdm"]()
+    async with futures, start_bot(exchange_endpoints={"binanceusdm": futures.base_url}):
+        key = futures.issue_key(DemoPermissions(futures_trade=True))
+        assert "is connected" in await connect(alice, "binanceusdm", key)
+        futures.set_permissions(key.api_key, futures_trade=False)
+        await alice.send("/check")
+        report = (await alice.reply("Check of", timeout=10)).text
+    assert "❌ Permissions: This key cannot use futures" in report
+    assert "Enable Futures" in report
+
+
+async def test_check_of_an_ip_restricted_key_from_elsewhere_says_to_allow_the_ip(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    async with start_bot(outbound_ips=["203.0.113.7"]):
+        key = world.binance.issue_key(DemoPermissions(ip_restricted=True))
+        assert "is connected" in await connect(alice, "binance", key)
+        world.binance.set_trusted_ips(key.api_key, ["198.51.100.1"])
+        await alice.send("/check")
+        report = (await alice.reply("Check of", timeout=10)).text
+    assert "❌ Key and signature" in report
+    assert "allow this server's IP" in report
+    assert "Status: 🔴 Re-auth needed" in report
