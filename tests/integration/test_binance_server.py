@@ -8,8 +8,8 @@ import hmac
 import random
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
+from functools import partial
 from urllib.parse import urlencode
 
 import aiohttp
@@ -17,11 +17,11 @@ import ccxt.async_support as ccxt
 import pytest
 
 from bot.exchanges.catalogue import get_venue
-from bot.exchanges.clients import new_client
 from bot.exchanges.probes.binance import summarize
 from bot.sandbox.exchanges import BinanceServer, DemoKey, DemoPermissions, LoggedRequest
 from bot.sandbox.exchanges.base import DEMO_BALANCES, random_alnum
 from storage.credentials import Credentials
+from tests.integration.venue_client import venue_client
 
 
 @pytest.fixture
@@ -30,23 +30,7 @@ async def server() -> AsyncIterator[BinanceServer]:
         yield running
 
 
-@asynccontextmanager
-async def binance(
-    server: BinanceServer, key: DemoKey | Credentials, *, timeout_ms: int = 3000
-) -> AsyncIterator[ccxt.Exchange]:
-    """A production-built client pointed at the server, closed afterwards."""
-    client = new_client(
-        get_venue("binance"),
-        Credentials(key.api_key, key.secret),
-        endpoint=server.base_url,
-        timeout_ms=timeout_ms,
-    )
-    client.enableRateLimit = False  # the throttle only slows the suite; the server has no budget
-    client.timeout_on_exit = 0  # close() waits 250 ms for TLS shutdowns; this is plain HTTP
-    try:
-        yield client
-    finally:
-        await client.close()
+binance = partial(venue_client, get_venue("binance"))
 
 
 def signed_path(key: DemoKey, path: str, **params: str | int) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
+from functools import partial
 from types import MappingProxyType
 
 import aiohttp
@@ -14,7 +14,6 @@ import pytest
 
 from bot.clock import utc_now
 from bot.exchanges.catalogue import Venue
-from bot.exchanges.clients import new_client
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
 from bot.exchanges.probes import binanceusdm as binanceusdm_probe
 from bot.sandbox.exchanges.base import (
@@ -27,6 +26,7 @@ from bot.sandbox.exchanges.base import (
 from bot.sandbox.exchanges.binanceusdm import BinanceUsdmServer
 from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
+from tests.integration.venue_client import venue_client
 
 #: The catalogue entry proposed for this venue, verbatim.
 VENUE = Venue(
@@ -56,28 +56,7 @@ async def server() -> AsyncIterator[BinanceUsdmServer]:
         yield running
 
 
-@asynccontextmanager
-async def usdm(
-    server: BinanceUsdmServer,
-    key: DemoKey | Credentials,
-    *,
-    sandbox: bool = False,
-    timeout_ms: int = 3000,
-) -> AsyncIterator[ccxt.Exchange]:
-    """A production-built client pointed at the server, closed afterwards."""
-    client = new_client(
-        VENUE,
-        Credentials(key.api_key, key.secret),
-        endpoint=server.base_url,
-        sandbox=sandbox,
-        timeout_ms=timeout_ms,
-    )
-    client.enableRateLimit = False  # the throttle only slows the suite; the server has no budget
-    client.timeout_on_exit = 0  # close() waits 250 ms for TLS shutdowns; this is plain HTTP
-    try:
-        yield client
-    finally:
-        await client.close()
+usdm = partial(venue_client, VENUE)
 
 
 async def check(

@@ -10,8 +10,8 @@ import hmac
 import random
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
+from functools import partial
 from types import MappingProxyType
 from urllib.parse import quote
 
@@ -21,7 +21,6 @@ import pytest
 
 from bot.clock import utc_now
 from bot.exchanges.catalogue import Venue
-from bot.exchanges.clients import new_client
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
 from bot.exchanges.probes import bitget as bitget_probe
 from bot.sandbox.exchanges import DemoKey, DemoPermissions, LoggedRequest
@@ -29,6 +28,7 @@ from bot.sandbox.exchanges.base import DEMO_BALANCES, random_alnum
 from bot.sandbox.exchanges.bitget import BitgetServer
 from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
+from tests.integration.venue_client import venue_client
 
 #: The catalogue entry proposed for Bitget (the lead adds it to ``VENUES``).
 BITGET = Venue(
@@ -77,28 +77,7 @@ async def check(server: BitgetServer, creds: Credentials, *, sandbox: bool = Fal
     return await check_key(BITGET, creds, endpoint=server.base_url, sandbox=sandbox, clock=utc_now)
 
 
-@asynccontextmanager
-async def bitget(
-    server: BitgetServer,
-    key: DemoKey | Credentials,
-    *,
-    sandbox: bool = False,
-    timeout_ms: int = 3000,
-) -> AsyncIterator[ccxt.Exchange]:
-    """A production-built client pointed at the server, closed afterwards."""
-    client = new_client(
-        BITGET,
-        Credentials(key.api_key, key.secret, key.passphrase),
-        endpoint=server.base_url,
-        sandbox=sandbox,
-        timeout_ms=timeout_ms,
-    )
-    client.enableRateLimit = False  # the throttle only slows the suite; the server has no budget
-    client.timeout_on_exit = 0  # close() waits 250 ms for TLS shutdowns; this is plain HTTP
-    try:
-        yield client
-    finally:
-        await client.close()
+bitget = partial(venue_client, BITGET)
 
 
 def signed_headers(key: DemoKey, method: str, path_and_query: str, **extra: str) -> dict[str, str]:

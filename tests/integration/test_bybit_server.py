@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from functools import partial
 from types import MappingProxyType
 
 import aiohttp
@@ -16,7 +16,6 @@ import pytest
 
 from bot.clock import utc_now
 from bot.exchanges.catalogue import Venue
-from bot.exchanges.clients import new_client
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
 from bot.exchanges.probes import bybit as bybit_probe
 from bot.sandbox.exchanges.base import (
@@ -29,6 +28,7 @@ from bot.sandbox.exchanges.base import (
 from bot.sandbox.exchanges.bybit import UNBOUND_KEY_LIFETIME_MS, BybitServer
 from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
+from tests.integration.venue_client import venue_client
 
 #: The catalogue entry proposed for Bybit (the lead adds it to ``VENUES``).
 BYBIT = Venue(
@@ -55,28 +55,7 @@ async def server() -> AsyncIterator[BybitServer]:
         yield running
 
 
-@asynccontextmanager
-async def bybit(
-    server: BybitServer,
-    key: DemoKey | Credentials,
-    *,
-    timeout_ms: int = 3000,
-    sandbox: bool = False,
-) -> AsyncIterator[ccxt.Exchange]:
-    """A production-built client pointed at the server, closed afterwards."""
-    client = new_client(
-        BYBIT,
-        Credentials(key.api_key, key.secret),
-        endpoint=server.base_url,
-        sandbox=sandbox,
-        timeout_ms=timeout_ms,
-    )
-    client.enableRateLimit = False  # the throttle only slows the suite; the server has no budget
-    client.timeout_on_exit = 0  # close() waits 250 ms for TLS shutdowns; this is plain HTTP
-    try:
-        yield client
-    finally:
-        await client.close()
+bybit = partial(venue_client, BYBIT)
 
 
 async def check(server: BybitServer, key: DemoKey | Credentials) -> KeyCheck:

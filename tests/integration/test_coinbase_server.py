@@ -8,7 +8,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from functools import partial
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from bot.clock import utc_now
 from bot.exchanges.catalogue import Venue
-from bot.exchanges.clients import new_client
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
 from bot.exchanges.probes import coinbase as coinbase_probe
 from bot.sandbox.exchanges import DemoKey, DemoPermissions, LoggedRequest
@@ -29,6 +28,7 @@ from bot.sandbox.exchanges.base import DEMO_BALANCES
 from bot.sandbox.exchanges.coinbase import CRYPTO, CoinbaseServer
 from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
+from tests.integration.venue_client import venue_client
 
 #: The catalogue entry proposed for Coinbase (the lead adds it to ``VENUES``).
 COINBASE = Venue(
@@ -73,23 +73,7 @@ async def check(server: CoinbaseServer, creds: Credentials) -> KeyCheck:
     return await check_key(COINBASE, creds, endpoint=server.base_url, sandbox=False, clock=utc_now)
 
 
-@asynccontextmanager
-async def coinbase(
-    server: CoinbaseServer, key: DemoKey | Credentials, *, timeout_ms: int = 3000
-) -> AsyncIterator[ccxt.Exchange]:
-    """A production-built client pointed at the server, closed afterwards."""
-    client = new_client(
-        COINBASE,
-        Credentials(key.api_key, key.secret),
-        endpoint=server.base_url,
-        timeout_ms=timeout_ms,
-    )
-    client.enableRateLimit = False  # the throttle only slows the suite; the server has no budget
-    client.timeout_on_exit = 0  # close() waits 250 ms for TLS shutdowns; this is plain HTTP
-    try:
-        yield client
-    finally:
-        await client.close()
+coinbase = partial(venue_client, COINBASE)
 
 
 def _b64url(raw: bytes) -> str:

@@ -10,8 +10,8 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,7 +21,6 @@ import pytest
 
 from bot.clock import utc_now
 from bot.exchanges.catalogue import Venue
-from bot.exchanges.clients import new_client
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
 from bot.exchanges.probes import kraken as kraken_probe
 from bot.sandbox.exchanges import DemoKey, DemoPermissions, LoggedRequest
@@ -29,6 +28,7 @@ from bot.sandbox.exchanges.base import DEMO_BALANCES
 from bot.sandbox.exchanges.kraken import KrakenServer
 from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
+from tests.integration.venue_client import venue_client
 
 #: The catalogue entry proposed for Kraken (the lead adds it to ``VENUES``).
 KRAKEN = Venue(
@@ -53,23 +53,7 @@ async def server() -> AsyncIterator[KrakenServer]:
         yield running
 
 
-@asynccontextmanager
-async def kraken(
-    server: KrakenServer, key: DemoKey | Credentials, *, timeout_ms: int = 3000
-) -> AsyncIterator[ccxt.Exchange]:
-    """A production-built client pointed at the server, closed afterwards."""
-    client = new_client(
-        KRAKEN,
-        Credentials(key.api_key, key.secret),
-        endpoint=server.base_url,
-        timeout_ms=timeout_ms,
-    )
-    client.enableRateLimit = False  # ccxt spaces Kraken calls 1-3 s apart; the server has no budget
-    client.timeout_on_exit = 0  # close() waits 250 ms for TLS shutdowns; this is plain HTTP
-    try:
-        yield client
-    finally:
-        await client.close()
+kraken = partial(venue_client, KRAKEN)
 
 
 async def check(server: KrakenServer, api_key: str, secret: str) -> KeyCheck:

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from functools import partial
 from types import MappingProxyType
 
 import aiohttp
@@ -17,7 +17,6 @@ import pytest
 
 from bot.clock import utc_now
 from bot.exchanges.catalogue import Venue
-from bot.exchanges.clients import new_client
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
 from bot.exchanges.probes import kucoin as kucoin_probe
 from bot.sandbox.exchanges.base import (
@@ -30,6 +29,7 @@ from bot.sandbox.exchanges.base import (
 from bot.sandbox.exchanges.kucoin import KucoinServer, passphrase_header
 from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
+from tests.integration.venue_client import venue_client
 
 #: The catalogue entry proposed for KuCoin (the lead adds it to ``VENUES``).
 KUCOIN = Venue(
@@ -62,18 +62,7 @@ def credentials(key: DemoKey | Credentials) -> Credentials:
     return Credentials(key.api_key, key.secret, key.passphrase)
 
 
-@asynccontextmanager
-async def kucoin(
-    server: KucoinServer, key: DemoKey | Credentials, *, timeout_ms: int = 3000
-) -> AsyncIterator[ccxt.Exchange]:
-    """A production-built client pointed at the server, closed afterwards."""
-    client = new_client(KUCOIN, credentials(key), endpoint=server.base_url, timeout_ms=timeout_ms)
-    client.enableRateLimit = False  # the throttle only slows the suite; the server has no budget
-    client.timeout_on_exit = 0  # close() waits 250 ms for TLS shutdowns; this is plain HTTP
-    try:
-        yield client
-    finally:
-        await client.close()
+kucoin = partial(venue_client, KUCOIN)
 
 
 async def check(server: KucoinServer, key: DemoKey | Credentials) -> KeyCheck:
@@ -205,7 +194,10 @@ async def test_wrong_secret_passphrase_or_key_is_rejected_for_reauth(
 ) -> None:
     key = server.issue_key()
     bad = {
-        "secret": Credentials(key.api_key, "0" + key.secret[1:], key.passphrase),
+        # a different first character, never the same one by chance
+        "secret": Credentials(
+            key.api_key, ("1" if key.secret[0] == "0" else "0") + key.secret[1:], key.passphrase
+        ),
         "passphrase": Credentials(key.api_key, key.secret, "wrong" + (key.passphrase or "")),
         "key": Credentials("0" * 24, key.secret, key.passphrase),
     }[wrong]

@@ -7,8 +7,8 @@ import dataclasses
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from types import MappingProxyType
 
 import aiohttp
@@ -17,7 +17,6 @@ import pytest
 
 from bot.clock import utc_now
 from bot.exchanges.catalogue import Venue
-from bot.exchanges.clients import new_client
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
 from bot.exchanges.probes import okx as okx_probe
 from bot.sandbox.exchanges import DemoKey, DemoPermissions, LoggedRequest
@@ -25,6 +24,7 @@ from bot.sandbox.exchanges.base import DEMO_BALANCES
 from bot.sandbox.exchanges.okx import OkxServer
 from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
+from tests.integration.venue_client import venue_client
 
 #: The catalogue entry proposed for OKX (built here until it lands in the catalogue).
 OKX = Venue(
@@ -55,20 +55,7 @@ def credentials(key: DemoKey, **changes: str) -> Credentials:
     return dataclasses.replace(Credentials(key.api_key, key.secret, key.passphrase), **changes)
 
 
-@asynccontextmanager
-async def okx(
-    server: OkxServer, creds: Credentials | DemoKey, *, sandbox: bool = False
-) -> AsyncIterator[ccxt.Exchange]:
-    """A production-built client pointed at the server, closed afterwards."""
-    if isinstance(creds, DemoKey):
-        creds = credentials(creds)
-    client = new_client(OKX, creds, endpoint=server.base_url, sandbox=sandbox, timeout_ms=3000)
-    client.enableRateLimit = False  # the throttle only slows the suite; the server has no budget
-    client.timeout_on_exit = 0  # close() waits 250 ms for TLS shutdowns; this is plain HTTP
-    try:
-        yield client
-    finally:
-        await client.close()
+okx = partial(venue_client, OKX)
 
 
 async def check(server: OkxServer, creds: Credentials) -> KeyCheck:
