@@ -21,7 +21,7 @@ from bot.exchanges.probes.binance import summarize
 from bot.sandbox.exchanges import BinanceServer, DemoKey, DemoPermissions, LoggedRequest
 from bot.sandbox.exchanges.base import DEMO_BALANCES, random_alnum
 from storage.credentials import Credentials
-from tests.integration.venue_client import venue_client
+from tests.integration.venue_client import assert_faults_surface_then_clear, venue_client
 
 
 @pytest.fixture
@@ -199,17 +199,7 @@ async def test_clock_skew_is_invalid_nonce_until_the_client_syncs(
 async def test_injected_failures_map_to_ccxt_errors_and_then_clear(
     server: BinanceServer, status: int, body: str | None, error: type[Exception]
 ) -> None:
-    key = server.issue_key()
-    async with binance(server, key) as client:
-        await client.load_markets()
-        server.fail_next(times=2, status=status, body=body)
-        for _ in range(2):
-            with pytest.raises(error) as raised:
-                await client.fetch_balance()
-            assert type(raised.value) is error
-        await client.fetch_balance()
-
-    assert [entry.status for entry in server.request_log[-3:]] == [status, status, 200]
+    await assert_faults_surface_then_clear(get_venue("binance"), server, status, body, error)
 
 
 async def test_rate_limit_answers_carry_retry_after(server: BinanceServer) -> None:

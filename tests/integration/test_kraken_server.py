@@ -28,7 +28,7 @@ from bot.sandbox.exchanges.base import DEMO_BALANCES
 from bot.sandbox.exchanges.kraken import KrakenServer
 from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
-from tests.integration.venue_client import venue_client
+from tests.integration.venue_client import assert_faults_surface_then_clear, venue_client
 
 #: The catalogue entry proposed for Kraken (the lead adds it to ``VENUES``).
 KRAKEN = Venue(
@@ -286,17 +286,7 @@ async def test_a_lower_nonce_than_the_keys_last_is_invalid_nonce(server: KrakenS
 async def test_injected_failures_map_to_ccxt_errors_and_then_clear(
     server: KrakenServer, status: int, body: str | None, error: type[Exception]
 ) -> None:
-    key = server.issue_key()
-    async with kraken(server, key) as client:
-        await client.load_markets()
-        server.fail_next(times=2, status=status, body=body)
-        for _ in range(2):
-            with pytest.raises(error) as raised:
-                await client.fetch_balance()
-            assert type(raised.value) is error
-        await client.fetch_balance()
-
-    assert [entry.status for entry in server.request_log[-3:]] == [status, status, 200]
+    await assert_faults_surface_then_clear(KRAKEN, server, status, body, error)
 
 
 async def test_slow_server_is_a_request_timeout(server: KrakenServer) -> None:

@@ -24,7 +24,7 @@ from bot.sandbox.exchanges.base import DEMO_BALANCES
 from bot.sandbox.exchanges.okx import OkxServer
 from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
-from tests.integration.venue_client import venue_client
+from tests.integration.venue_client import assert_faults_surface_then_clear, venue_client
 
 #: The catalogue entry proposed for OKX (built here until it lands in the catalogue).
 OKX = Venue(
@@ -275,17 +275,7 @@ async def test_clock_skew_is_invalid_nonce_until_the_client_syncs(
 async def test_injected_failures_map_to_ccxt_errors_and_then_clear(
     server: OkxServer, status: int, body: str | None, error: type[Exception]
 ) -> None:
-    key = server.issue_key()
-    async with okx(server, key) as client:
-        await client.load_markets()
-        server.fail_next(times=2, status=status, body=body)
-        for _ in range(2):
-            with pytest.raises(error) as raised:
-                await client.fetch_balance()
-            assert type(raised.value) is error
-        await client.fetch_balance()
-
-    assert [entry.status for entry in server.request_log[-3:]] == [status, status, 200]
+    await assert_faults_surface_then_clear(OKX, server, status, body, error)
 
 
 @pytest.mark.parametrize(

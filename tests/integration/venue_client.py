@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import ccxt.async_support as ccxt
+import pytest
 
 from bot.exchanges.catalogue import Venue
 from bot.exchanges.clients import new_client
@@ -38,3 +39,18 @@ async def venue_client(
         yield client
     finally:
         await client.close()
+
+
+async def assert_faults_surface_then_clear(
+    venue: Venue, server: VenueServer, status: int, body: str | None, error: type[Exception]
+) -> None:
+    """Two injected failures raise exactly ``error`` on a balance read; the third call heals."""
+    async with venue_client(venue, server, server.issue_key()) as client:
+        await client.load_markets()
+        server.fail_next(times=2, status=status, body=body)
+        for _ in range(2):
+            with pytest.raises(error) as raised:
+                await client.fetch_balance()
+            assert type(raised.value) is error
+        await client.fetch_balance()
+    assert [entry.status for entry in server.request_log[-3:]] == [status, status, 200]
