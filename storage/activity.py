@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from storage.database import Database
 from storage.schema import activity
@@ -29,32 +30,46 @@ class ActivityLog:
         self._db = database
         self._retention = retention
 
-    async def record(self, connection_id: int, entry: ActivityEntry) -> None:
-        """Append one entry and drop what falls beyond the retention window."""
-        async with self._db.begin() as conn:
-            await conn.execute(
-                insert(activity).values(
-                    connection_id=connection_id,
-                    at=entry.at,
-                    action=entry.action[:64],
-                    endpoint=entry.endpoint[:200] if entry.endpoint else None,
-                    http_status=entry.http_status,
-                    latency_ms=entry.latency_ms,
-                    outcome=entry.outcome[:32],
-                    error_class=entry.error_class,
+    async def record(self, connection_id: int, *entries: ActivityEntry) -> bool:
+        """Append entries in one transaction and drop what falls beyond the retention window.
+
+        False (and nothing written) when the connection no longer exists: a sweep may finish
+        its calls just after the user revoked the connection.
+        """
+        if not entries:
+            return True
+        try:
+            async with self._db.begin() as conn:
+                await conn.execute(
+                    insert(activity),
+                    [
+                        {
+                            "connection_id": connection_id,
+                            "at": entry.at,
+                            "action": entry.action[:64],
+                            "endpoint": entry.endpoint[:200] if entry.endpoint else None,
+                            "http_status": entry.http_status,
+                            "latency_ms": entry.latency_ms,
+                            "outcome": entry.outcome[:32],
+                            "error_class": entry.error_class,
+                        }
+                        for entry in entries
+                    ],
                 )
-            )
-            keep = (
-                select(activity.c.id)
-                .where(activity.c.connection_id == connection_id)
-                .order_by(activity.c.id.desc())
-                .limit(self._retention)
-            )
-            await conn.execute(
-                delete(activity).where(
-                    activity.c.connection_id == connection_id, activity.c.id.not_in(keep)
+                keep = (
+                    select(activity.c.id)
+                    .where(activity.c.connection_id == connection_id)
+                    .order_by(activity.c.id.desc())
+                    .limit(self._retention)
                 )
-            )
+                await conn.execute(
+                    delete(activity).where(
+                        activity.c.connection_id == connection_id, activity.c.id.not_in(keep)
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True
 
     async def recent(self, connection_id: int, limit: int = 20) -> list[ActivityEntry]:
         async with self._db.begin() as conn:

@@ -5,18 +5,19 @@ Every query is scoped by ``chat_id``: a chat can never read or touch another cha
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
+from storage.chats import ensure_chat
 from storage.credentials import Credentials, KeyRole, mask
 from storage.database import Database
-from storage.schema import chats, connections
+from storage.outbox import Notice, enqueue
+from storage.schema import connections
 from storage.vault import Binding, Vault
 
 
@@ -41,6 +42,7 @@ class KeySlot:
     mask: str
     permissions: str
     added_at: datetime
+    reminded_at: datetime | None = None  # the last "time to rotate" reminder
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,38 @@ class ConnectionRecord:
     last_sync_at: datetime | None
     last_ok_at: datetime | None
     created_at: datetime
+    status_fix: str | None = None
+    status_message: str | None = None  # what the exchange said, scrubbed of credentials
+    failure_streak: int = 0
+    next_check_at: datetime | None = None
+    keys_version: int = 1
+
+    @property
+    def reading_role(self) -> KeyRole:
+        """The key used to read: the read key, or the trade key when it is the only one."""
+        return KeyRole.READ if self.read_key is not None else KeyRole.TRADE
+
+    def key(self, role: KeyRole) -> KeySlot | None:
+        return self.read_key if role is KeyRole.READ else self.trade_key
+
+    @property
+    def roles(self) -> tuple[KeyRole, ...]:
+        """The roles that hold a key, read first."""
+        return tuple(role for role in KeyRole if self.key(role) is not None)
+
+
+@dataclass(frozen=True)
+class HealthUpdate:
+    """The state a health check (or /check) leaves a connection in; computed by the domain."""
+
+    status: ConnectionStatus
+    detail: str | None
+    fix: str | None
+    exchange_message: str | None
+    failure_streak: int
+    next_check_at: datetime
+    healthy: bool
+    permissions: Mapping[KeyRole, str] | None = None  # as the exchange reports them now
 
 
 def _slot(row: Any, role: KeyRole) -> KeySlot | None:
@@ -65,7 +99,10 @@ def _slot(row: Any, role: KeyRole) -> KeySlot | None:
     if key_mask is None:
         return None
     return KeySlot(
-        key_mask, getattr(row, f"{role}_permissions") or "", getattr(row, f"{role}_key_added_at")
+        key_mask,
+        getattr(row, f"{role}_permissions") or "",
+        getattr(row, f"{role}_key_added_at"),
+        getattr(row, f"{role}_reminded_at"),
     )
 
 
@@ -84,6 +121,11 @@ def _record(row: Any) -> ConnectionRecord:
         last_sync_at=row.last_sync_at,
         last_ok_at=row.last_ok_at,
         created_at=row.created_at,
+        status_fix=row.status_fix,
+        status_message=row.status_message,
+        failure_streak=row.failure_streak,
+        next_check_at=row.next_check_at,
+        keys_version=row.keys_version,
     )
 
 
@@ -91,13 +133,6 @@ class ConnectionRepository:
     def __init__(self, database: Database, vault: Vault) -> None:
         self._db = database
         self._vault = vault
-
-    async def _ensure_chat(self, conn: AsyncConnection, chat_id: int, now: datetime) -> None:
-        values = {"id": chat_id, "created_at": now}
-        if self._db.is_sqlite:
-            await conn.execute(sqlite_insert(chats).values(values).on_conflict_do_nothing())
-        elif (await conn.execute(select(chats.c.id).where(chats.c.id == chat_id))).first() is None:
-            await conn.execute(insert(chats).values(values))
 
     def _encrypted(
         self, chat_id: int, connection_id: int, role: KeyRole, credentials: Credentials
@@ -125,10 +160,14 @@ class ConnectionRepository:
         permissions: str,
         limit: int,
         now: datetime,
+        next_check_at: datetime | None = None,
     ) -> ConnectionRecord:
-        """Store a checked key as a new connection, atomically with the limit and label checks."""
+        """Store a checked key as a new connection, atomically with the limit and label checks.
+
+        ``next_check_at`` None makes the connection due for the next health sweep at once.
+        """
         async with self._db.begin() as conn:
-            await self._ensure_chat(conn, chat_id, now)
+            await ensure_chat(conn, self._db.is_sqlite, chat_id, now)
             existing = (
                 (
                     await conn.execute(
@@ -152,6 +191,7 @@ class ConnectionRepository:
                     status_at=now,
                     last_ok_at=now,
                     last_sync_at=now,
+                    next_check_at=next_check_at,
                     created_at=now,
                     updated_at=now,
                     **{
@@ -230,35 +270,166 @@ class ConnectionRepository:
         assert api_key is not None and secret is not None
         return Credentials(api_key, secret, unseal(f"{role}_passphrase"))
 
-    async def set_status(
+    async def replace_key(
         self,
         chat_id: int,
         connection_id: int,
-        status: ConnectionStatus,
-        detail: str | None,
+        *,
+        role: KeyRole,
+        credentials: Credentials,
+        permissions: str,
         now: datetime,
-    ) -> None:
-        """Record the outcome of talking to the exchange; a healthy answer is also a sync."""
-        values: dict[str, Any] = {"updated_at": now, "last_sync_at": now}
-        if status is ConnectionStatus.CONNECTED:
-            values["last_ok_at"] = now
+        next_check_at: datetime,
+    ) -> ConnectionRecord | None:
+        """Put a checked key in ``role`` (new or replacing the old one) in one transaction.
+
+        The old ciphertexts are overwritten in place (and ``secure_delete`` scrubs the pages);
+        the connection's label, history and rules stay. The key just passed its check, so the
+        status starts over as Connected. None if the chat owns no such connection.
+        """
         async with self._db.begin() as conn:
-            current = (
-                await conn.execute(
-                    select(connections.c.status, connections.c.status_detail).where(
-                        connections.c.id == connection_id, connections.c.chat_id == chat_id
-                    )
-                )
-            ).first()
-            if current is None:
-                return
-            if (current.status, current.status_detail) != (status, detail):
-                values |= {"status": status, "status_detail": detail, "status_at": now}
-            await conn.execute(
+            result = await conn.execute(
                 update(connections)
                 .where(connections.c.id == connection_id, connections.c.chat_id == chat_id)
-                .values(values)
+                .values(
+                    **self._encrypted(chat_id, connection_id, role, credentials),
+                    **{
+                        f"{role}_permissions": permissions,
+                        f"{role}_key_mask": mask(credentials.api_key),
+                        f"{role}_key_added_at": now,
+                        f"{role}_reminded_at": None,
+                    },
+                    keys_version=connections.c.keys_version + 1,
+                    status=ConnectionStatus.CONNECTED,
+                    status_detail=None,
+                    status_fix=None,
+                    status_message=None,
+                    status_at=now,
+                    failure_streak=0,
+                    next_check_at=next_check_at,
+                    last_sync_at=now,
+                    last_ok_at=now,
+                    updated_at=now,
+                )
             )
+            if result.rowcount == 0:
+                return None
+            row = (
+                await conn.execute(select(connections).where(connections.c.id == connection_id))
+            ).one()
+        return _record(row)
+
+    async def record_health(
+        self,
+        chat_id: int,
+        connection_id: int,
+        *,
+        keys_version: int,
+        decide: Callable[[ConnectionRecord], tuple[HealthUpdate, Notice | None]],
+        now: datetime,
+    ) -> bool:
+        """Store what a check found, with its notice, in one transaction.
+
+        ``decide`` turns the connection as it is *now* (read inside the transaction) into its
+        next state and the notice owed, so a transition is announced once even when /check and
+        the sweep race. Applied only while the connection still holds the keys that were
+        checked (``keys_version``): a check of a key the user has just replaced must not
+        overwrite the new key's state. Returns whether it was applied.
+        """
+        owned = (connections.c.id == connection_id, connections.c.chat_id == chat_id)
+        async with self._db.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(connections).where(*owned, connections.c.keys_version == keys_version)
+                )
+            ).first()
+            if row is None:
+                return False
+            current = _record(row)
+            update_to, notice = decide(current)
+            values: dict[str, Any] = {
+                "status": update_to.status,
+                "status_detail": update_to.detail,
+                "status_fix": update_to.fix,
+                "status_message": update_to.exchange_message,
+                "failure_streak": update_to.failure_streak,
+                "next_check_at": update_to.next_check_at,
+                "last_sync_at": now,
+                "updated_at": now,
+            }
+            if update_to.status is not current.status:
+                values["status_at"] = now
+            if update_to.healthy:
+                values["last_ok_at"] = now
+            for role, flags in (update_to.permissions or {}).items():
+                if current.key(role) is not None:
+                    values[f"{role}_permissions"] = flags
+            await conn.execute(update(connections).where(*owned).values(values))
+            if notice is not None:
+                await enqueue(conn, notice, now)
+        return True
+
+    async def due_for_check(self, now: datetime, limit: int) -> list[ConnectionRecord]:
+        """Connections whose health check is due, the longest-waiting first."""
+        async with self._db.begin() as conn:
+            rows = await conn.execute(
+                select(connections)
+                .where(
+                    or_(connections.c.next_check_at.is_(None), connections.c.next_check_at <= now)
+                )
+                .order_by(connections.c.next_check_at.is_not(None), connections.c.next_check_at)
+                .limit(limit)
+            )
+            return [_record(row) for row in rows]
+
+    async def due_for_reminder(
+        self, now: datetime, older_than: datetime, reminded_before: datetime
+    ) -> list[tuple[ConnectionRecord, KeyRole]]:
+        """Keys added before ``older_than`` whose last reminder (if any) is before
+        ``reminded_before``."""
+        conditions = [
+            and_(
+                connections.c[f"{role}_key_added_at"] <= older_than,
+                or_(
+                    connections.c[f"{role}_reminded_at"].is_(None),
+                    connections.c[f"{role}_reminded_at"] <= reminded_before,
+                ),
+            )
+            for role in KeyRole
+        ]
+        async with self._db.begin() as conn:
+            rows = await conn.execute(
+                select(connections).where(or_(*conditions)).order_by(connections.c.id)
+            )
+            records = [_record(row) for row in rows]
+
+        def due(slot: KeySlot | None) -> bool:
+            return (
+                slot is not None
+                and slot.added_at <= older_than
+                and (slot.reminded_at is None or slot.reminded_at <= reminded_before)
+            )
+
+        return [(rec, role) for rec in records for role in KeyRole if due(rec.key(role))]
+
+    async def mark_reminded(
+        self, record: ConnectionRecord, role: KeyRole, now: datetime, notice: Notice
+    ) -> bool:
+        """Note the reminder and queue its notice together (unless the key changed meanwhile)."""
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                update(connections)
+                .where(
+                    connections.c.id == record.id,
+                    connections.c.chat_id == record.chat_id,
+                    connections.c.keys_version == record.keys_version,
+                )
+                .values({f"{role}_reminded_at": now})
+            )
+            if result.rowcount == 0:
+                return False
+            await enqueue(conn, notice, now)
+        return True
 
     async def delete(self, chat_id: int, connection_id: int) -> bool:
         """Remove the connection and its encrypted keys (secure_delete overwrites the pages)."""

@@ -57,6 +57,7 @@ chats = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("paused", Boolean, nullable=False, server_default="0"),
+    Column("paused_at", UTCDateTime(), nullable=True),
 )
 
 # Secret columns hold vault tokens (`v1.<key id>.<nonce>.<ciphertext>`), never clear text.
@@ -80,6 +81,14 @@ connections = Table(
     Column("status", String(16), nullable=False),
     Column("status_detail", Text, nullable=True),
     Column("status_at", UTCDateTime(), nullable=False),
+    # The fix we suggest and what the exchange itself said (scrubbed of credentials).
+    Column("status_fix", Text, nullable=True),
+    Column("status_message", Text, nullable=True),
+    # Consecutive failed health checks, and when the next one is due (the sweep's work list).
+    Column("failure_streak", Integer, nullable=False, server_default="0"),
+    Column("next_check_at", UTCDateTime(), nullable=True, index=True),
+    # Bumped whenever a key is replaced: a check of the old key must not overwrite the new state.
+    Column("keys_version", Integer, nullable=False, server_default="1"),
     Column("read_permissions", String(200), nullable=True),
     Column("read_key_mask", String(16), nullable=True),
     Column("read_key_added_at", UTCDateTime(), nullable=True),
@@ -92,6 +101,8 @@ connections = Table(
     Column("trade_api_key", Text, nullable=True),
     Column("trade_secret", Text, nullable=True),
     Column("trade_passphrase", Text, nullable=True),
+    Column("read_reminded_at", UTCDateTime(), nullable=True),
+    Column("trade_reminded_at", UTCDateTime(), nullable=True),
     Column("last_sync_at", UTCDateTime(), nullable=True),
     Column("last_ok_at", UTCDateTime(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -117,4 +128,26 @@ activity = Table(
     Column("outcome", String(32), nullable=False),
     Column("error_class", String(64), nullable=True),
     Index("ix_activity_connection_at", "connection_id", "at"),
+)
+
+# The outbox: what the chat must be told, written in the same transaction as the change that
+# causes it and delivered afterwards, so a crash or a Telegram outage loses no message.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("chat_id", BigInteger, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "connection_id",
+        Integer,
+        ForeignKey("connections.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("kind", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("done_at", UTCDateTime(), nullable=True),
+    Index("ix_notifications_state_id", "state", "id"),
 )

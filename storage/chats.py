@@ -1,0 +1,59 @@
+"""Per-chat state: the kill switch that pauses every automated trading action of a chat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.database import Database
+from storage.schema import chats
+
+
+@dataclass(frozen=True)
+class PauseState:
+    paused: bool
+    since: datetime | None = None
+
+
+async def ensure_chat(conn: AsyncConnection, is_sqlite: bool, chat_id: int, now: datetime) -> None:
+    """Create the chat's row if it is new (inside the caller's transaction)."""
+    values = {"id": chat_id, "created_at": now}
+    if is_sqlite:
+        await conn.execute(sqlite_insert(chats).values(values).on_conflict_do_nothing())
+    elif (await conn.execute(select(chats.c.id).where(chats.c.id == chat_id))).first() is None:
+        await conn.execute(insert(chats).values(values))
+
+
+class ChatRepository:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def pause_state(self, chat_id: int) -> PauseState:
+        """Read from the database every time: a pause must take effect on the very next action."""
+        async with self._db.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(chats.c.paused, chats.c.paused_at).where(chats.c.id == chat_id)
+                )
+            ).first()
+        if row is None or not row.paused:
+            return PauseState(False)
+        return PauseState(True, row.paused_at)
+
+    async def set_paused(self, chat_id: int, paused: bool, now: datetime) -> PauseState:
+        """Switch the chat's pause on or off; returns the state that holds afterwards.
+
+        Pausing an already paused chat keeps its original time.
+        """
+        async with self._db.begin() as conn:
+            await ensure_chat(conn, self._db.is_sqlite, chat_id, now)
+            await conn.execute(
+                update(chats)
+                .where(chats.c.id == chat_id, chats.c.paused != paused)
+                .values(paused=paused, paused_at=now if paused else None)
+            )
+        return await self.pause_state(chat_id)
