@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     exchange_endpoints: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     outbound_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     health_check_seconds: int = Field(default=60, ge=1)
+    key_rotation_days: int = Field(default=90, ge=1)
+    key_reminder_repeat_days: int = Field(default=30, ge=1)
     max_connections_per_chat: int = Field(default=10, ge=1, le=1000)
     log_level: str = "INFO"
     webhook_url: str | None = None

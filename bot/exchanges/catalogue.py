@@ -28,6 +28,8 @@ class Venue:
     name: str
     probe: PermissionProbe
     safe_key_howto: str
+    # Where the user deletes a key on the exchange (after /revoke or /rotate); HTML-safe text.
+    delete_key_howto: str
     needs_passphrase: bool = False
     has_testnet: bool = False
     requires_derivatives: bool = False  # a futures venue: a key without futures rights fails
@@ -40,6 +42,9 @@ class Venue:
     # What a keyed client must learn about its account that shared markets cannot carry
     # (run once per pooled client).
     account_setup: Callable[[ccxt.Exchange], Awaitable[object]] | None = None
+    # The share of the venue's per-IP request budget that scheduled sweeps may use.
+    sweep_calls_per_second: float = 5.0
+    sweep_concurrency: int = 4
 
 
 VENUES: dict[str, Venue] = {
@@ -48,8 +53,13 @@ VENUES: dict[str, Venue] = {
         Venue(
             id="binance",
             name="Binance Spot",
+            # The probe weighs 1 of the 6,000 per minute an IP may spend: 10% of it.
+            sweep_calls_per_second=10.0,
             probe=binance_probe.probe,
             has_testnet=True,
+            delete_key_howto=(
+                "On Binance open Account → API Management, find the key and press Delete."
+            ),
             safe_key_howto=(
                 "On Binance open Account → API Management → Create API (system generated). "
                 "Tick only “Enable Reading” (add “Enable Spot &amp; Margin Trading” for a trade "
@@ -71,6 +81,9 @@ VENUES: dict[str, Venue] = {
             name="Binance USDⓈ-M Futures",
             probe=binanceusdm_probe.probe,
             requires_derivatives=True,
+            delete_key_howto=(
+                "On Binance open Account → API Management, find the key and press Delete."
+            ),
             safe_key_howto=(
                 "Open your USDⓈ-M Futures account first, then on Binance go to Account → API "
                 "Management → Create API (system generated). Tick “Enable Reading” and “Enable "
@@ -88,6 +101,10 @@ VENUES: dict[str, Venue] = {
             probe=coinbase_probe.probe,
             key_label="API key name",
             secret_label="private key",
+            delete_key_howto=(
+                "On the Coinbase Developer Platform (portal.cdp.coinbase.com) open API Keys, "
+                "open the key's menu and choose Delete."
+            ),
             safe_key_howto=(
                 "On Coinbase open the Developer Platform (portal.cdp.coinbase.com) → API Keys → "
                 "Create API key. Under Advanced Settings choose the ECDSA signature algorithm, "
@@ -104,6 +121,9 @@ VENUES: dict[str, Venue] = {
             name="Kraken",
             probe=kraken_probe.probe,
             secret_label="private key",  # Kraken calls the secret "Private key"
+            delete_key_howto=(
+                "On Kraken open Settings → API, open the key's menu and choose Delete."
+            ),
             safe_key_howto=(
                 "On Kraken open Settings → API → Create API key. Under Funds tick only “Query "
                 "Funds”; under Orders &amp; Trades tick “Query Open Orders &amp; Trades” and "
@@ -122,6 +142,9 @@ VENUES: dict[str, Venue] = {
             needs_passphrase=True,
             has_testnet=True,
             passphrase_label="API passphrase",
+            delete_key_howto=(
+                "On OKX open your profile menu → API and press Delete next to the key."
+            ),
             safe_key_howto=(
                 "On OKX open your profile menu → API → Create API key (for the testnet: Trade → "
                 "Demo trading, then your profile → Demo trading API). Choose “API trading”, tick "
@@ -138,6 +161,9 @@ VENUES: dict[str, Venue] = {
             needs_passphrase=True,
             has_testnet=True,
             passphrase_label="API passphrase",
+            delete_key_howto=(
+                "On Bitget open your profile → API Management and press Delete next to the key."
+            ),
             safe_key_howto=(
                 "On Bitget open your profile → API Management → Create API Key → "
                 "System-generated API key. Choose a passphrase, select “Read-only” (for a trade "
@@ -159,6 +185,7 @@ VENUES: dict[str, Venue] = {
             name="Bybit",
             probe=bybit_probe.probe,
             has_testnet=True,
+            delete_key_howto=("On Bybit open Account → API and press Delete next to the key."),
             safe_key_howto=(
                 "On Bybit open Account → API → Create New Key → System-generated API Keys. "
                 "Choose “Read-Only” (for a trade key: “Read-Write” with only Spot “Trade” "
@@ -179,6 +206,9 @@ VENUES: dict[str, Venue] = {
             probe=kucoin_probe.probe,
             needs_passphrase=True,
             passphrase_label="API passphrase",
+            delete_key_howto=(
+                "On KuCoin open Account → API Management and press Delete next to the key."
+            ),
             safe_key_howto=(
                 "On KuCoin open Account → API Management → Create API → API Trading. Give it a "
                 "name and an API passphrase (you will paste it here too), tick only “General” "

@@ -11,8 +11,10 @@ from dataclasses import dataclass, replace
 from bot.clock import Clock, utc_now
 from bot.exchanges.catalogue import Venue, get_venue
 from bot.exchanges.diagnosis import Diagnosis
+from bot.exchanges.health import HealthPolicy, Observation, decide, unusable
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRejected, check_key
 from bot.exchanges.key_diagnosis import KeyReport, diagnose_key
+from bot.exchanges.permissions import PermissionSummary
 from bot.exchanges.pool import ClientPool
 from bot.redaction import SecretRedactor
 from storage.activity import ActivityEntry, ActivityLog
@@ -24,10 +26,31 @@ class UnconfirmedWithdrawals(Exception):
     """The venue does not say whether the key may withdraw and the user has not confirmed."""
 
 
+class CannotTrade(Exception):
+    """A key offered as the trade key has no trading permission."""
+
+
 @dataclass(frozen=True)
 class ConnectionPolicy:
     max_per_chat: int
     endpoints: Mapping[str, str]
+    health: HealthPolicy
+
+
+def first_key_role(venue: Venue, permissions: PermissionSummary) -> KeyRole:
+    """The slot the first key of a connection takes.
+
+    A key that can trade is the trade key (and also reads, until a read-only key is added);
+    on a futures-only venue every key has futures rights, so the first one is the read key.
+    """
+    if permissions.can_trade and not venue.requires_derivatives:
+        return KeyRole.TRADE
+    return KeyRole.READ
+
+
+def fits_role(permissions: PermissionSummary, role: KeyRole) -> bool:
+    """Whether a checked key can serve in ``role`` (a trade key must be able to trade)."""
+    return role is KeyRole.READ or permissions.can_trade
 
 
 class ConnectionService:
@@ -68,10 +91,19 @@ class ConnectionService:
             clock=self._clock,
         )
         if isinstance(result, KeyRejected):
-            return KeyRejected(self._scrubbed(result.diagnosis))
+            return KeyRejected(self.scrubbed(result.diagnosis))
         return result
 
-    def _scrubbed(self, diagnosis: Diagnosis) -> Diagnosis:
+    async def credentials(
+        self, chat_id: int, connection_id: int, role: KeyRole
+    ) -> Credentials | None:
+        """Decrypt a stored key for use; from now on the log redactor knows it too."""
+        credentials = await self._repo.credentials(chat_id, connection_id, role)
+        if credentials is not None:
+            self.remember_secrets(*credentials.secrets())
+        return credentials
+
+    def scrubbed(self, diagnosis: Diagnosis) -> Diagnosis:
         """Exchanges sometimes echo the key in their error text; the user never sees it."""
         said = diagnosis.exchange_message
         return replace(diagnosis, exchange_message=self._redactor.redact(said) if said else None)
@@ -101,21 +133,66 @@ class ConnectionService:
         if not accepted.permissions.withdraw_known and not withdrawals_confirmed_off:
             raise UnconfirmedWithdrawals
         now = self._clock()
+        role = first_key_role(venue, accepted.permissions)
         record = await self._repo.add(
             chat_id,
             label=label,
             venue=venue.id,
             sandbox=sandbox,
-            role=KeyRole.READ,
+            role=role,
             credentials=credentials,
             permissions=accepted.permissions.to_flags(),
             limit=self._policy.max_per_chat,
             now=now,
+            next_check_at=now + self._policy.health.period,
         )
-        for call in accepted.calls:
-            await self._activity.record(record.id, call)
         await self._activity.record(
-            record.id, ActivityEntry(at=now, action="connected", outcome="ok")
+            record.id,
+            *accepted.calls,
+            ActivityEntry(at=now, action=f"connected ({role} key)", outcome="ok"),
+        )
+        return record
+
+    async def replace_key(
+        self,
+        chat_id: int,
+        connection_id: int,
+        *,
+        role: KeyRole,
+        credentials: Credentials,
+        accepted: KeyAccepted,
+        withdrawals_confirmed_off: bool = False,
+    ) -> ConnectionRecord | None:
+        """Put a key that passed its check in ``role``: rotate it, or add the second key.
+
+        The old key is overwritten only now, after the new one checked out; the connection's
+        clients are closed so the next call uses the new key. None if the chat owns no such
+        connection. UnconfirmedWithdrawals / CannotTrade as for /connect.
+        """
+        if not accepted.permissions.withdraw_known and not withdrawals_confirmed_off:
+            raise UnconfirmedWithdrawals
+        if not fits_role(accepted.permissions, role):
+            raise CannotTrade
+        before = await self._repo.get(chat_id, connection_id)
+        if before is None:
+            return None
+        now = self._clock()
+        record = await self._repo.replace_key(
+            chat_id,
+            connection_id,
+            role=role,
+            credentials=credentials,
+            permissions=accepted.permissions.to_flags(),
+            now=now,
+            next_check_at=now + self._policy.health.period,
+        )
+        if record is None:
+            return None
+        if self._pool is not None:
+            await self._pool.close_connection(connection_id)
+        action = f"{role} key {'rotated' if before.key(role) is not None else 'added'}"
+        await self._activity.record(
+            connection_id, *accepted.calls, ActivityEntry(at=now, action=action, outcome="ok")
         )
         return record
 
@@ -135,31 +212,42 @@ class ConnectionService:
         record = await self._repo.get(chat_id, connection_id)
         if record is None:
             return None
-        role = KeyRole.READ if record.read_key is not None else KeyRole.TRADE
-        credentials = await self._repo.credentials(chat_id, connection_id, role)
+        role = record.reading_role
+        credentials = await self.credentials(chat_id, connection_id, role)
         if credentials is None:
             return None
-        self.remember_secrets(*credentials.secrets())
+        venue = self.venue_of(record)
         report = await diagnose_key(
-            self.venue_of(record),
+            venue,
             credentials,
             endpoint=self._policy.endpoints.get(record.venue),
             sandbox=record.sandbox,
             outbound_ips=outbound_ips,
             clock=self._clock,
         )
-        if report.diagnosis is not None:
-            report = replace(report, diagnosis=self._scrubbed(report.diagnosis))
+        problem = report.diagnosis or (
+            unusable(report.permissions, role, venue) if report.permissions else None
+        )
+        if problem is not None:
+            problem = self.scrubbed(problem)
             report = replace(
                 report,
+                status=problem.status,
+                diagnosis=problem,
                 steps=tuple(
                     replace(step, found=self._redactor.redact(step.found)) for step in report.steps
                 ),
             )
-        for call in report.calls:
-            await self._activity.record(connection_id, call)
-        detail = report.diagnosis.cause if report.diagnosis else None
-        await self._repo.set_status(chat_id, connection_id, report.status, detail, self._clock())
+        await self._activity.record(connection_id, *report.calls)
+        seen = Observation(problem, role, {role: report.permissions} if report.permissions else {})
+        now = self._clock()
+        await self._repo.record_health(
+            chat_id,
+            connection_id,
+            keys_version=record.keys_version,
+            decide=lambda current: decide(current, seen, self._policy.health, now, announce=False),
+            now=now,
+        )
         updated = await self._repo.get(chat_id, connection_id)
         return (updated or record), report
 

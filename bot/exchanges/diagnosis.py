@@ -26,6 +26,7 @@ class Diagnosis:
     fix: str
     final: bool
     exchange_message: str | None = None
+    rate_limited: bool = False  # the venue asks us to slow down: no more calls to it for now
 
 
 def exchange_message(exc: BaseException) -> str | None:
@@ -104,6 +105,7 @@ def diagnose(exc: BaseException) -> Diagnosis:
             "Nothing to do: Coinwarden backs off and tries again later.",
             final=False,
             exchange_message=said,
+            rate_limited=True,
         )
     # OperationFailed is the parent of NetworkError; Binance's -1000 (500) lands there too.
     if isinstance(exc, ccxt.OperationFailed):

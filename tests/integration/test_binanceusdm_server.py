@@ -6,16 +6,15 @@ import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from functools import partial
-from types import MappingProxyType
 
 import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
 from bot.clock import utc_now
-from bot.exchanges.catalogue import Venue
+from bot.exchanges.catalogue import get_venue
+from bot.exchanges.diagnosis import WRONG_TAB
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
-from bot.exchanges.probes import binanceusdm as binanceusdm_probe
 from bot.sandbox.exchanges.base import (
     DEMO_BALANCES,
     DemoKey,
@@ -28,23 +27,7 @@ from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
 from tests.integration.venue_client import venue_client
 
-#: The catalogue entry proposed for this venue, verbatim.
-VENUE = Venue(
-    id="binanceusdm",
-    name="Binance USDⓈ-M Futures",
-    probe=binanceusdm_probe.probe,
-    has_testnet=True,
-    safe_key_howto=(
-        "Open your USDⓈ-M Futures account first, then on Binance go to Account → API Management "
-        "→ Create API (system generated). Tick “Enable Reading” and “Enable Futures” (Binance "
-        "answers futures requests only for keys that have it, and only for keys created after "
-        "the futures account was opened). Leave “Enable Withdrawals” and “Enable Internal "
-        "Transfer” off, and restrict access to trusted IPs. For the testnet, create the key on "
-        "testnet.binancefuture.com."
-    ),
-    # Currencies are a signed /sapi call we do not need; the futures testnet is still allowed.
-    ccxt_options=MappingProxyType({"fetchCurrencies": False, "disableFuturesSandboxWarning": True}),
-)
+VENUE = get_venue("binanceusdm")
 
 #: A key as the user should make it: reading plus Enable Futures, nothing that moves funds.
 FUTURES_KEY = DemoPermissions(futures_trade=True)
@@ -148,12 +131,12 @@ async def test_spot_tab_key_passes_the_probe_but_futures_answer_2015(
 
     assert summary.read and summary.spot_trade and not summary.derivatives_trade
     assert type(raised.value) is ccxt.AuthenticationError
-    assert isinstance(result, KeyRejected) and result.diagnosis.status is ConnectionStatus.REAUTH
-    assert result.diagnosis.exchange_message == (
-        "Invalid API-key, IP, or permissions for action, request ip: 127.0.0.1"
+    assert raised.value.args[0].endswith(
+        '"msg":"Invalid API-key, IP, or permissions for action, request ip: 127.0.0.1"}'
     )
-    assert server.request_log[-1].path == "/fapi/v3/account"
-    assert server.request_log[-1].status == 401
+    # The check names the cause from the probe alone, before any futures call fails.
+    assert isinstance(result, KeyRejected) and result.diagnosis is WRONG_TAB
+    assert server.request_log[-1].path == "/sapi/v1/account/apiRestrictions"
 
     server.set_permissions(key.api_key, futures_trade=True)  # the user ticks "Enable Futures"
     assert isinstance(await check(server, creds), KeyAccepted)

@@ -12,7 +12,6 @@ import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from functools import partial
-from types import MappingProxyType
 from urllib.parse import quote
 
 import aiohttp
@@ -20,9 +19,8 @@ import ccxt.async_support as ccxt
 import pytest
 
 from bot.clock import utc_now
-from bot.exchanges.catalogue import Venue
+from bot.exchanges.catalogue import get_venue
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
-from bot.exchanges.probes import bitget as bitget_probe
 from bot.sandbox.exchanges import DemoKey, DemoPermissions, LoggedRequest
 from bot.sandbox.exchanges.base import DEMO_BALANCES, random_alnum
 from bot.sandbox.exchanges.bitget import BitgetServer
@@ -30,30 +28,7 @@ from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
 from tests.integration.venue_client import venue_client
 
-#: The catalogue entry proposed for Bitget (the lead adds it to ``VENUES``).
-BITGET = Venue(
-    id="bitget",
-    name="Bitget",
-    probe=bitget_probe.probe,
-    needs_passphrase=True,
-    has_testnet=True,
-    passphrase_label="API passphrase",
-    safe_key_howto=(
-        "On Bitget open your profile → API Management → Create API Key → System-generated API "
-        "key. Choose a passphrase, select “Read-only” (for a trade key: “Read and write” with only "
-        "Spot trade ticked), leave Withdraw, Transfer and Sub-account management unticked, and "
-        "bind this server’s IP address. Copy the API key, secret key and passphrase."
-    ),
-    # Spot only; markets and tickers always from the public v2 lists, whatever the account mode.
-    ccxt_options=MappingProxyType(
-        {
-            "defaultType": "spot",
-            "fetchMarkets": {"types": ["spot"], "uta": False},
-            "fetchTicker": {"uta": False},
-            "fetchTickers": {"uta": False},
-        }
-    ),
-)
+BITGET = get_venue("bitget")
 
 LOAD_MARKETS_PATHS = {
     "/api/v2/spot/public/coins",

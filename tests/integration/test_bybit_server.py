@@ -8,16 +8,14 @@ import hmac
 import time
 from collections.abc import AsyncIterator
 from functools import partial
-from types import MappingProxyType
 
 import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
 from bot.clock import utc_now
-from bot.exchanges.catalogue import Venue
+from bot.exchanges.catalogue import get_venue
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
-from bot.exchanges.probes import bybit as bybit_probe
 from bot.sandbox.exchanges.base import (
     DEMO_BALANCES,
     DemoKey,
@@ -30,23 +28,7 @@ from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
 from tests.integration.venue_client import venue_client
 
-#: The catalogue entry proposed for Bybit (the lead adds it to ``VENUES``).
-BYBIT = Venue(
-    id="bybit",
-    name="Bybit",
-    probe=bybit_probe.probe,
-    has_testnet=True,
-    safe_key_howto=(
-        "On Bybit open Account → API → Create New Key → System-generated API Keys. Choose "
-        "“Read-Only” (for a trade key: “Read-Write” with only Spot “Trade” ticked), leave "
-        "every Wallet box (Account Transfer, Subaccount Transfer, Withdrawal) unticked, and "
-        "choose “Only IPs with permissions granted” with this server’s IP address."
-    ),
-    # Spot markets only: one instruments-info call instead of linear, inverse and options pages.
-    ccxt_options=MappingProxyType({"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}),
-    # Coin info is a signed call (and a heavy one for the rate limiter) we do not need.
-    ccxt_config=MappingProxyType({"has": {"fetchCurrencies": False}}),
-)
+BYBIT = get_venue("bybit")
 
 
 @pytest.fixture

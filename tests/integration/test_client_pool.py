@@ -18,6 +18,7 @@ import pytest
 
 from bot.exchanges.catalogue import get_venue
 from bot.exchanges.connections import ConnectionPolicy, ConnectionService
+from bot.exchanges.health import HealthPolicy
 from bot.exchanges.pool import ClientPool, CredentialsLoader, MarketKey
 from bot.redaction import SecretRedactor
 from bot.sandbox.exchanges import (
@@ -392,7 +393,11 @@ async def test_revoking_a_connection_closes_its_pooled_clients(
     service = ConnectionService(
         repository,
         ActivityLog(database),
-        ConnectionPolicy(max_per_chat=10, endpoints={"binance": binance.base_url}),
+        ConnectionPolicy(
+            max_per_chat=10,
+            endpoints={"binance": binance.base_url},
+            health=HealthPolicy(timedelta(seconds=60)),
+        ),
         SecretRedactor(),
         pool=pool,
     )

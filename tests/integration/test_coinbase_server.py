@@ -9,7 +9,6 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from functools import partial
-from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import aiohttp
@@ -20,9 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from bot.clock import utc_now
-from bot.exchanges.catalogue import Venue
+from bot.exchanges.catalogue import get_venue
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
-from bot.exchanges.probes import coinbase as coinbase_probe
 from bot.sandbox.exchanges import DemoKey, DemoPermissions, LoggedRequest
 from bot.sandbox.exchanges.base import DEMO_BALANCES
 from bot.sandbox.exchanges.coinbase import CRYPTO, CoinbaseServer
@@ -30,23 +28,7 @@ from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
 from tests.integration.venue_client import venue_client
 
-#: The catalogue entry proposed for Coinbase (the lead adds it to ``VENUES``).
-COINBASE = Venue(
-    id="coinbase",
-    name="Coinbase Advanced",
-    probe=coinbase_probe.probe,
-    key_label="API key name",
-    secret_label="private key",
-    safe_key_howto=(
-        "On Coinbase open the Developer Platform (portal.cdp.coinbase.com) → API Keys → "
-        "Create API key. Under Advanced Settings choose the ECDSA signature algorithm, pick the "
-        "portfolio, tick only “View” (add “Trade” for a trade key), leave “Transfer” off and add "
-        "this server’s IP to the allowlist. Paste the key name (organizations/…/apiKeys/…) and "
-        "then the whole private key, from -----BEGIN EC PRIVATE KEY----- to its END line."
-    ),
-    # Balances from Advanced Trade's own accounts list (ccxt's default is the v2 app API).
-    ccxt_options=MappingProxyType({"fetchBalance": "v3PrivateGetBrokerageAccounts"}),
-)
+COINBASE = get_venue("coinbase")
 
 LOAD_MARKETS = [
     ("/v2/currencies", 200),

@@ -20,7 +20,7 @@ import ccxt.async_support as ccxt
 import pytest
 
 from bot.clock import utc_now
-from bot.exchanges.catalogue import Venue
+from bot.exchanges.catalogue import get_venue
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
 from bot.exchanges.probes import kraken as kraken_probe
 from bot.sandbox.exchanges import DemoKey, DemoPermissions, LoggedRequest
@@ -30,21 +30,7 @@ from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
 from tests.integration.venue_client import assert_faults_surface_then_clear, venue_client
 
-#: The catalogue entry proposed for Kraken (the lead adds it to ``VENUES``).
-KRAKEN = Venue(
-    id="kraken",
-    name="Kraken",
-    probe=kraken_probe.probe,
-    has_testnet=False,
-    secret_label="private key",
-    safe_key_howto=(
-        "On Kraken open Settings → API → Create API key. Under Funds tick only “Query Funds”; "
-        "under Orders &amp; Trades tick “Query Open Orders &amp; Trades” and “Query Closed "
-        "Orders &amp; Trades” (add “Create &amp; Modify Orders” and “Cancel/Close Orders” for a "
-        "trade key). Leave “Withdraw Funds” off, and under the advanced settings add this "
-        "server's IP to the IP allowlist."
-    ),
-)
+KRAKEN = get_venue("kraken")
 
 
 @pytest.fixture

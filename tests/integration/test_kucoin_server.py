@@ -9,16 +9,14 @@ import hmac
 import time
 from collections.abc import AsyncIterator
 from functools import partial
-from types import MappingProxyType
 
 import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
 from bot.clock import utc_now
-from bot.exchanges.catalogue import Venue
+from bot.exchanges.catalogue import get_venue
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
-from bot.exchanges.probes import kucoin as kucoin_probe
 from bot.sandbox.exchanges.base import (
     DEMO_BALANCES,
     DemoKey,
@@ -31,25 +29,7 @@ from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
 from tests.integration.venue_client import venue_client
 
-#: The catalogue entry proposed for KuCoin (the lead adds it to ``VENUES``).
-KUCOIN = Venue(
-    id="kucoin",
-    name="KuCoin",
-    probe=kucoin_probe.probe,
-    needs_passphrase=True,
-    has_testnet=False,  # ccxt has no urls['test'] for kucoin: KuCoin closed its sandbox
-    passphrase_label="API passphrase",
-    safe_key_howto=(
-        "On KuCoin open Account → API Management → Create API → API Trading. Give it a name "
-        "and an API passphrase (you will paste it here too), tick only “General” (add "
-        "“Spot Trading” for a trade key), leave “Withdrawal”, “Transfer” and “Futures” off, "
-        "and under IP Restriction choose “Yes” with this server’s IP address."
-    ),
-    # Spot markets only, and no all-tickers call just to read fee coefficients.
-    ccxt_options=MappingProxyType({"fetchMarkets": {"types": ["spot"], "fetchTickersFees": False}}),
-    # The currency list (chains, fees) is not needed for balances and prices.
-    ccxt_config=MappingProxyType({"has": {"fetchCurrencies": False}}),
-)
+KUCOIN = get_venue("kucoin")
 
 
 @pytest.fixture

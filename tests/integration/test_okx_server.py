@@ -9,14 +9,13 @@ import hmac
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
-from types import MappingProxyType
 
 import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 
 from bot.clock import utc_now
-from bot.exchanges.catalogue import Venue
+from bot.exchanges.catalogue import get_venue
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRefused, KeyRejected, check_key
 from bot.exchanges.probes import okx as okx_probe
 from bot.sandbox.exchanges import DemoKey, DemoPermissions, LoggedRequest
@@ -26,23 +25,7 @@ from storage.connections import ConnectionStatus
 from storage.credentials import Credentials
 from tests.integration.venue_client import assert_faults_surface_then_clear, venue_client
 
-#: The catalogue entry proposed for OKX (built here until it lands in the catalogue).
-OKX = Venue(
-    id="okx",
-    name="OKX",
-    probe=okx_probe.probe,
-    needs_passphrase=True,
-    has_testnet=True,
-    passphrase_label="API passphrase",
-    safe_key_howto=(
-        "On OKX open your profile menu → API → Create API key (for the testnet: Trade → "
-        "Demo trading, then your profile → Demo trading API). Choose “API trading”, tick only "
-        "“Read” (add “Trade” for a trade key), leave “Withdraw” off, set a passphrase you keep, "
-        "and bind this server's IP address."
-    ),
-    # One instrument list (spot) instead of four; balances come from the trading account.
-    ccxt_options=MappingProxyType({"fetchMarkets": {"types": ["spot"]}}),
-)
+OKX = get_venue("okx")
 
 
 @pytest.fixture
