@@ -10,21 +10,31 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot import handlers
+from bot.clock import Clock, utc_now
 from bot.config import Settings
 from bot.exchanges.connections import ConnectionPolicy, ConnectionService
+from bot.exchanges.health import HealthPolicy
 from bot.exchanges.pool import ClientPool
 from bot.handlers.commands import bot_commands
 from bot.handlers.context import SERVICES_KEY, HandlerServices
+from bot.handlers.notices import Notifier
+from bot.handlers.schedule import SWEEPER_KEY, schedule_sweeps
 from bot.redaction import REDACTOR
+from bot.rules.health_sweep import HealthSweep
+from bot.rules.reminders import ReminderPolicy, RotationReminders
+from bot.rules.sweeps import Sweeper
 from storage.activity import ActivityLog
+from storage.chats import ChatRepository
 from storage.connections import ConnectionRepository
 from storage.database import Database
 from storage.master_key import MasterKeyConfig, open_vault
+from storage.outbox import Outbox
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -70,7 +80,13 @@ async def open_core(settings: Settings, *, migrate: bool = True) -> Core:
     return Core(database, vault)
 
 
-def build_application(settings: Settings, core: Core, pool: ClientPool) -> Application:
+#: Rotation reminders are about days; checking hourly is plenty.
+REMINDER_SWEEP_PERIOD = timedelta(hours=1)
+
+
+def build_application(
+    settings: Settings, core: Core, pool: ClientPool, clock: Clock = utc_now
+) -> Application:
     token = settings.require_token()
     REDACTOR.add(token)
     application = (
@@ -81,15 +97,34 @@ def build_application(settings: Settings, core: Core, pool: ClientPool) -> Appli
         .rate_limiter(AIORateLimiter(max_retries=3))
         .build()
     )
+    health = HealthPolicy(timedelta(seconds=settings.health_check_seconds))
+    repository = ConnectionRepository(core.database, core.vault)
+    activity = ActivityLog(core.database)
     connections = ConnectionService(
-        ConnectionRepository(core.database, core.vault),
-        ActivityLog(core.database),
-        ConnectionPolicy(settings.max_connections_per_chat, settings.exchange_endpoints),
+        repository,
+        activity,
+        ConnectionPolicy(settings.max_connections_per_chat, settings.exchange_endpoints, health),
         REDACTOR,
+        clock=clock,
         pool=pool,
+    )
+    reminders = ReminderPolicy(
+        timedelta(days=settings.key_rotation_days),
+        timedelta(days=settings.key_reminder_repeat_days),
+    )
+    notifier = Notifier(Outbox(core.database), connections, clock)
+    application.bot_data[SWEEPER_KEY] = Sweeper(
+        [
+            HealthSweep(connections, repository, activity, pool, health, clock=clock),
+            RotationReminders(repository, reminders, clock=clock),
+        ],
+        after=lambda: notifier.deliver(application.bot),
     )
     application.bot_data[SERVICES_KEY] = HandlerServices(
         connections=connections,
+        chats=ChatRepository(core.database),
+        clock=clock,
+        rotate_after_days=settings.key_rotation_days,
         outbound_ips=tuple(settings.outbound_ips),
         allowed_users=frozenset(settings.allowed_users),
     )
@@ -103,17 +138,27 @@ async def announce_commands(application: Application) -> None:
 
 
 @asynccontextmanager
-async def running_bot(settings: Settings) -> AsyncIterator[Application]:
-    """Start polling (or the webhook) and yield the running Application; stop cleanly after."""
+async def running_bot(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[Application]:
+    """Start polling (or the webhook) and yield the running Application; stop cleanly after.
+
+    ``clock`` is for tests that move time (health backoff, reminders) without sleeping.
+    """
     REDACTOR.install()  # whoever runs the bot, its logs are scrubbed
     core = await open_core(settings)
     if not settings.allowed_users:
         log.warning(
             "COINWARDEN_ALLOWED_USERS is empty: anyone can use this bot (each chat is isolated)"
         )
-    pool = ClientPool(settings.exchange_endpoints)
+    pool = ClientPool(settings.exchange_endpoints, clock=clock)
     try:
-        application = build_application(settings, core, pool)
+        application = build_application(settings, core, pool, clock)
+        schedule_sweeps(
+            application,
+            {
+                HealthSweep.name: timedelta(seconds=settings.health_check_seconds),
+                RotationReminders.name: REMINDER_SWEEP_PERIOD,
+            },
+        )
         async with application:
             await announce_commands(application)
             updater = application.updater

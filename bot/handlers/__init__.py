@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, MessageHandler, TypeHandler, filters
 
-from bot.handlers import activity, check, connect, connections, revoke, start
+from bot.handlers import activity, check, connect, connections, pause, revoke, start
 from bot.handlers.access import gate_allowed_users, stray_text
 from bot.handlers.errors import on_error
 
@@ -17,7 +17,13 @@ def register(application: Application) -> None:
     application.add_handler(TypeHandler(Update, gate_allowed_users), group=GATE_GROUP)
     application.add_handler(connect.handler())
     application.add_handler(connections.handler())
-    for handler in (*start.handlers(), *revoke.handlers(), *check.handlers(), *activity.handlers()):
+    for handler in (
+        *start.handlers(),
+        *revoke.handlers(),
+        *check.handlers(),
+        *activity.handlers(),
+        *pause.handlers(),
+    ):
         application.add_handler(handler)
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, stray_text))
     application.add_handler(start.expired_handler())

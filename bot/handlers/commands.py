@@ -10,7 +10,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("connections", "Your connected accounts and their status"),
     ("check", "Diagnose a connection step by step: /check [label]"),
     ("log", "The last exchange calls of a connection: /log [label]"),
+    ("rotate", "Replace a connection's read or trade key: /rotate [label]"),
     ("revoke", "Disconnect an account and wipe its keys: /revoke [label]"),
+    ("pause", "Stop all automated trading in this chat at once (alerts keep running)"),
+    ("resume", "Let automated trading act again after /pause"),
     ("cancel", "Stop what you are doing; nothing half-entered is kept"),
     ("help", "All commands"),
 )

@@ -1,4 +1,9 @@
-"""/connect: pick venue → label → API key → secret → passphrase (if needed) → check → card.
+"""Key entry: /connect, and /rotate or "Add … key" for a connection that exists.
+
+/connect: pick venue → label → API key → secret → passphrase (if needed) → check → card.
+/rotate and the Rotate / Add key buttons enter at the API key step for one key of one
+connection; the new key gets the same deletion and checks, and replaces the old one only once it
+has checked out.
 
 Half-entered credentials live only in ``user_data`` (memory, never persisted) and are dropped on
 completion, /cancel and timeout. Every message that may carry a secret is deleted first thing.
@@ -25,6 +30,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.exchanges.catalogue import VENUES, Venue
+from bot.exchanges.connections import ConnectionService, fits_role
 from bot.exchanges.key_check import KeyAccepted, KeyRefused, KeyRejected
 from bot.exchanges.key_input import (
     InputProblem,
@@ -35,22 +41,35 @@ from bot.exchanges.key_input import (
     looks_like_secret,
 )
 from bot.handlers.access import delete_secret_message, is_private
+from bot.handlers.choose import connection_from_args, connection_from_button
 from bot.handlers.context import services
 from bot.handlers.render import (
+    cannot_trade,
     connected_card,
     diagnosis_text,
     esc,
+    key_changed,
+    key_entry_prompt,
     refused_withdraw,
     venue_title,
     withdrawals_unknown,
 )
-from storage.connections import ConnectionLimitReached, LabelTaken
-from storage.credentials import Credentials
+from storage.connections import ConnectionLimitReached, ConnectionRecord, LabelTaken
+from storage.credentials import Credentials, KeyRole
 
 PICK_VENUE, LABEL, API_KEY, SECRET, PASSPHRASE, CONFIRM_NO_WITHDRAWALS = range(6)
 DRAFT = "connect.draft"
 TIMEOUT_SECONDS = 600
 HTML = ParseMode.HTML
+
+
+@dataclass(frozen=True)
+class KeyTarget:
+    """The key slot a /rotate or "Add … key" flow fills, in a connection the chat owns."""
+
+    connection_id: int
+    role: KeyRole
+    replacing: bool  # a key is in that slot now (rotation) rather than none (adding)
 
 
 @dataclass
@@ -59,6 +78,7 @@ class Draft:
 
     picker_message_id: int
     venue: Venue | None = None
+    target: KeyTarget | None = None
     sandbox: bool = False
     label: str | None = None
     api_key: str | None = None
@@ -68,7 +88,10 @@ class Draft:
     confirm_message_id: int | None = None
 
     def __repr__(self) -> str:
-        return f"Draft(venue={self.venue and self.venue.id}, label={self.label!r})"
+        return (
+            f"Draft(venue={self.venue and self.venue.id}, label={self.label!r}, "
+            f"target={self.target!r})"
+        )
 
 
 def _draft(context: ContextTypes.DEFAULT_TYPE) -> Draft | None:
@@ -92,13 +115,16 @@ def venue_picker() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
+PRIVATE_ONLY = (
+    "🔒 For your safety I only accept API keys in a private chat. "
+    "Open a private chat with me and send the command there."
+)
+
+
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     message = cast(Message, update.effective_message)
     if not is_private(update.effective_chat):
-        await message.reply_text(
-            "🔒 For your safety I only accept API keys in a private chat. "
-            "Open a private chat with me and send /connect there."
-        )
+        await message.reply_text(PRIVATE_ONLY)
         return ConversationHandler.END
     connections = services(context).connections
     if not await connections.has_room(message.chat_id):
@@ -256,7 +282,13 @@ async def _check_and_store(
         chat_id, f"🔎 Checking the key with {esc(venue.name)}…", parse_mode=HTML
     )
     result = await connections.check_key(venue, credentials, draft.sandbox)
-    if isinstance(result, KeyAccepted) and not result.permissions.withdraw_known:
+    target = draft.target
+    unfit = (
+        isinstance(result, KeyAccepted)
+        and target is not None
+        and not fits_role(result.permissions, target.role)
+    )
+    if isinstance(result, KeyAccepted) and not result.permissions.withdraw_known and not unfit:
         draft.pending, draft.confirm_message_id = (credentials, result), status.message_id
         cast(dict, context.user_data)[DRAFT] = draft
         await status.edit_text(
@@ -270,17 +302,37 @@ async def _check_and_store(
             ),
         )
         return CONFIRM_NO_WITHDRAWALS
-    if isinstance(result, KeyRefused):
-        text = refused_withdraw(venue, result.permissions)
+    keyboard: InlineKeyboardMarkup | None = None
+    if isinstance(result, KeyAccepted) and unfit:
+        text = _unchanged(cannot_trade(venue, result.permissions, label), target)
+    elif isinstance(result, KeyRefused):
+        text = _unchanged(refused_withdraw(venue, result.permissions, _retry(draft)), target)
     elif isinstance(result, KeyRejected):
         text = diagnosis_text(
             "The key did not pass the check. Nothing was stored.", result.diagnosis
         )
-        text += "\n\nSend /connect to try again."
+        text = _unchanged(f"{text}\n\nSend {esc(_retry(draft))} to try again.", target)
     else:
-        text = await _store(chat_id, context, draft, credentials, result)
-    await status.edit_text(text, parse_mode=HTML, disable_web_page_preview=True)
+        text, keyboard = await _store(chat_id, context, draft, credentials, result)
+    await status.edit_text(
+        text, parse_mode=HTML, disable_web_page_preview=True, reply_markup=keyboard
+    )
     return ConversationHandler.END
+
+
+def _unchanged(text: str, target: KeyTarget | None) -> str:
+    """A failed rotation says that the key in place was not touched."""
+    return f"{text}\n\n{KEY_UNCHANGED}" if target is not None and target.replacing else text
+
+
+KEY_UNCHANGED = "Your current key is unchanged and keeps working."
+
+
+def _retry(draft: Draft) -> str:
+    """The command that starts this flow again."""
+    if draft.target is None:
+        return "/connect"
+    return f"/rotate {draft.label}" if draft.target.replacing else "/connections"
 
 
 async def confirm_no_withdrawals(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
@@ -294,8 +346,12 @@ async def confirm_no_withdrawals(update: Update, context: ContextTypes.DEFAULT_T
     _forget(context)
     await query.answer()
     credentials, accepted = draft.pending
-    text = await _store(message.chat_id, context, draft, credentials, accepted, confirmed=True)
-    await query.edit_message_text(text, parse_mode=HTML, disable_web_page_preview=True)
+    text, keyboard = await _store(
+        message.chat_id, context, draft, credentials, accepted, confirmed=True
+    )
+    await query.edit_message_text(
+        text, parse_mode=HTML, disable_web_page_preview=True, reply_markup=keyboard
+    )
     return ConversationHandler.END
 
 
@@ -307,9 +363,29 @@ async def _store(
     accepted: KeyAccepted,
     *,
     confirmed: bool = False,
-) -> str:
+) -> tuple[str, InlineKeyboardMarkup | None]:
     assert draft.venue is not None and draft.label is not None
     hs = services(context)
+    if draft.target is not None:
+        target = draft.target
+        record = await hs.connections.replace_key(
+            chat_id,
+            target.connection_id,
+            role=target.role,
+            credentials=credentials,
+            accepted=accepted,
+            withdrawals_confirmed_off=confirmed,
+        )
+        if record is None:
+            return f"<b>{esc(draft.label)}</b> was revoked meanwhile, so nothing was stored.", None
+        return key_changed(
+            record,
+            draft.venue,
+            target.role,
+            target.replacing,
+            accepted.permissions,
+            hs.outbound_ips,
+        ), None
     try:
         record = await hs.connections.connect(
             chat_id,
@@ -324,10 +400,82 @@ async def _store(
         return (
             f"A connection called <b>{esc(draft.label)}</b> was added meanwhile, so nothing was "
             "stored. Send /connect and choose another label."
-        )
+        ), None
     except ConnectionLimitReached:
-        return "This chat reached its connection limit meanwhile, so nothing was stored."
+        return "This chat reached its connection limit meanwhile, so nothing was stored.", None
     return connected_card(record, draft.venue, accepted.permissions, hs.outbound_ips)
+
+
+ROTATE_QUESTION = "Which connection's key do you want to replace?"
+
+
+async def rotate_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    message = cast(Message, update.effective_message)
+    if not is_private(update.effective_chat):
+        await message.reply_text(PRIVATE_ONLY)
+        return ConversationHandler.END
+    record = await connection_from_args(
+        message, services(context).connections, context.args or [], "ro", ROTATE_QUESTION
+    )
+    if record is None:
+        return ConversationHandler.END
+    return await _begin_key_change(message.chat_id, context, record, role=None)
+
+
+async def key_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """Rotate (ro: which key?), or fill one slot: kr: read key, kt: trade key."""
+    query = cast(CallbackQuery, update.callback_query)
+    chat_id = cast(Message, query.message).chat_id
+    if not is_private(update.effective_chat):
+        await query.answer(PRIVATE_ONLY, show_alert=True)
+        return ConversationHandler.END
+    found = await connection_from_button(query, chat_id, services(context).connections)
+    if found is None:
+        return ConversationHandler.END
+    action, record = found
+    await query.answer()
+    role = {"kr": KeyRole.READ, "kt": KeyRole.TRADE}.get(action)
+    return await _begin_key_change(chat_id, context, record, role)
+
+
+async def _begin_key_change(
+    chat_id: int,
+    context: ContextTypes.DEFAULT_TYPE,
+    record: ConnectionRecord,
+    role: KeyRole | None,
+) -> int:
+    """Ask which key when the connection holds two; otherwise ask for the new key itself."""
+    if role is None:
+        if len(record.roles) > 1:
+            await context.bot.send_message(
+                chat_id,
+                f"Which key of <b>{esc(record.label)}</b> do you want to replace?",
+                parse_mode=HTML,
+                reply_markup=InlineKeyboardMarkup(
+                    [
+                        [
+                            InlineKeyboardButton("Read key", callback_data=f"kr:{record.id}"),
+                            InlineKeyboardButton("Trade key", callback_data=f"kt:{record.id}"),
+                        ]
+                    ]
+                ),
+            )
+            return ConversationHandler.END
+        role = record.roles[0]
+    venue = ConnectionService.venue_of(record)
+    target = KeyTarget(record.id, role, replacing=record.key(role) is not None)
+    prompt = await context.bot.send_message(
+        chat_id, key_entry_prompt(record, venue, target.role, target.replacing), parse_mode=HTML
+    )
+    _forget(context)
+    cast(dict, context.user_data)[DRAFT] = Draft(
+        picker_message_id=prompt.message_id,
+        venue=venue,
+        sandbox=record.sandbox,
+        label=record.label,
+        target=target,
+    )
+    return API_KEY
 
 
 async def not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int | None:
@@ -349,8 +497,11 @@ async def not_text_label(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    draft = _draft(context)
     _forget(context)
     text = "Cancelled. Nothing was stored, and anything you entered is forgotten."
+    if draft is not None and draft.target is not None and draft.target.replacing:
+        text += f" {KEY_UNCHANGED}"
     query = update.callback_query
     if query is not None:
         await query.answer()
@@ -361,13 +512,16 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
 
 
 async def timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    draft = _draft(context)
     _forget(context)
     if update.effective_chat is not None:
-        await context.bot.send_message(
-            update.effective_chat.id,
-            "⌛ /connect timed out after 10 minutes. Nothing was stored; "
-            "send /connect to start over.",
-        )
+        text = "⌛ Key entry timed out after 10 minutes. Nothing was stored"
+        if draft is not None and draft.target is not None:
+            text += f"; {KEY_UNCHANGED[0].lower()}{KEY_UNCHANGED[1:]}"
+            text += f" Send {_retry(draft)} to start over."
+        else:
+            text += "; send /connect to start over."
+        await context.bot.send_message(update.effective_chat.id, text)
 
 
 def handler() -> ConversationHandler:
@@ -381,7 +535,11 @@ def handler() -> ConversationHandler:
 
 def _conversation(text: filters.BaseFilter, other: filters.BaseFilter) -> ConversationHandler:
     return ConversationHandler(
-        entry_points=[CommandHandler("connect", start)],
+        entry_points=[
+            CommandHandler("connect", start),
+            CommandHandler("rotate", rotate_command),
+            CallbackQueryHandler(key_button, pattern=r"^(ro|kr|kt):"),
+        ],
         states={
             PICK_VENUE: [
                 CallbackQueryHandler(pick_venue, pattern=r"^cv:"),

@@ -8,7 +8,6 @@ from telegram import Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import CommandHandler, ContextTypes
 
-from bot.clock import utc_now
 from bot.exchanges.connections import ConnectionService
 from bot.handlers.context import services
 from bot.handlers.render import NO_CONNECTIONS, connection_card
@@ -16,13 +15,17 @@ from bot.handlers.render import NO_CONNECTIONS, connection_card
 
 async def list_connections(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = cast(Message, update.effective_message)
-    records = await services(context).connections.list_for_chat(message.chat_id)
+    hs = services(context)
+    records = await hs.connections.list_for_chat(message.chat_id)
     if not records:
         await message.reply_text(NO_CONNECTIONS)
         return
-    now = utc_now()
+    pause = await hs.chats.pause_state(message.chat_id)
+    now = hs.clock()
     for record in records:
-        text, keyboard = connection_card(record, ConnectionService.venue_of(record), now)
+        text, keyboard = connection_card(
+            record, ConnectionService.venue_of(record), pause, now, hs.rotate_after_days
+        )
         await message.reply_text(text, parse_mode=ParseMode.HTML, reply_markup=keyboard)
 
 

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 from telegram.ext import ContextTypes
 
+from bot.clock import Clock
 from bot.exchanges.connections import ConnectionService
+from storage.chats import ChatRepository
 
 SERVICES_KEY = "coinwarden.services"
 
@@ -15,6 +17,9 @@ SERVICES_KEY = "coinwarden.services"
 @dataclass(frozen=True)
 class HandlerServices:
     connections: ConnectionService
+    chats: ChatRepository
+    clock: Clock
+    rotate_after_days: int
     outbound_ips: Sequence[str]
     allowed_users: frozenset[int]
 

@@ -11,12 +11,16 @@ from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.exchanges.catalogue import Venue
+from bot.exchanges.catalogue import Venue, get_venue
 from bot.exchanges.diagnosis import Diagnosis
 from bot.exchanges.key_diagnosis import KeyReport
 from bot.exchanges.permissions import PermissionSummary
+from bot.rules.trading import TradingBlock, trading_block
 from storage.activity import ActivityEntry
+from storage.chats import PauseState
 from storage.connections import ConnectionRecord, ConnectionStatus
+from storage.credentials import KeyRole
+from storage.outbox import Notice, NoticeKind
 
 EXPIRED_BUTTON = "This button has expired. Send the command again."
 NO_CONNECTIONS = "No exchange accounts are connected here yet. Send /connect to add one."
@@ -25,6 +29,8 @@ NO_CONNECTIONS = "No exchange accounts are connected here yet. Send /connect to 
 def esc(text: object) -> str:
     return html.escape(str(text), quote=False)
 
+
+ROLE_TITLE = {KeyRole.READ: "Read key", KeyRole.TRADE: "Trade key"}
 
 STATUS_LOOK = {
     ConnectionStatus.CONNECTED: ("🟢", "Connected"),
@@ -66,16 +72,19 @@ def permission_line(p: PermissionSummary) -> str:
 
 
 def key_warnings(
-    p: PermissionSummary, outbound_ips: Sequence[str], venue: Venue | None = None
+    p: PermissionSummary,
+    outbound_ips: Sequence[str],
+    venue: Venue | None = None,
+    role: KeyRole = KeyRole.READ,
 ) -> list[str]:
-    """Advice for a monitoring key that could be safer."""
+    """Advice for a key that could be safer."""
     warnings = []
     if venue is not None and venue.requires_derivatives and not p.spot_trade:
         warnings.append(
             f"ℹ️ {esc(venue.name)} only answers keys with futures rights, so this key can place "
             "futures orders. Keep it IP-restricted and never share it."
         )
-    elif p.can_trade:
+    elif p.can_trade and role is KeyRole.READ:
         warnings.append(
             "⚠️ This key can <b>trade</b>. For monitoring, a read-only key is safer: "
             "anyone holding it could place orders."
@@ -91,25 +100,78 @@ def key_warnings(
     return warnings
 
 
-def connection_card(
-    record: ConnectionRecord, venue: Venue, now: datetime
-) -> tuple[str, InlineKeyboardMarkup]:
+def _key_lines(record: ConnectionRecord, role: KeyRole, now: datetime, rotate_after: int) -> list:
+    slot = record.key(role)
+    name = ROLE_TITLE[role]
+    if slot is None:
+        if role is KeyRole.TRADE:
+            return [f"{name}: none (monitoring only)"]
+        return [f"{name}: none, so the trade key is also used for reading"]
+    age = (now - slot.added_at).days
+    old = " · 🔁 due for rotation" if age >= rotate_after else ""
+    permissions = PermissionSummary.from_flags(slot.permissions)
+    return [
+        f"{name}: <code>{esc(slot.mask)}</code> · added {slot.added_at:%Y-%m-%d} "
+        f"({ago(slot.added_at, now)}){old}",
+        f"    {permission_line(permissions)}",
+    ]
+
+
+TRADING_LOOK = {
+    None: "✅ allowed",
+    TradingBlock.PAUSED: "⏸ paused for this chat (/resume)",
+    TradingBlock.NOT_CONNECTED: "⛔ stopped until the connection is Connected again",
+    TradingBlock.NO_TRADE_KEY: "➖ no trade key",
+}
+
+
+def status_lines(record: ConnectionRecord, now: datetime) -> list[str]:
+    """The status with its cause, the exchange's words and the fix, when it is not plain."""
     icon, status = STATUS_LOOK[record.status]
-    lines = [f"{icon} <b>{esc(record.label)}</b> · {esc(venue_title(venue, record.sandbox))}"]
-    lines.append(f"Status: {status}")
-    if record.status is not ConnectionStatus.CONNECTED and record.status_detail:
+    if record.status is ConnectionStatus.CONNECTED:
+        lines = [f"Status: {icon} {status}"]
+        if record.failure_streak and record.status_detail:
+            lines.append(f"⚠️ The last check failed ({esc(record.status_detail)}); I keep trying.")
+        return lines
+    lines = [f"Status: {icon} {status} since {record.status_at:%m-%d %H:%M} UTC"]
+    if record.status_detail:
         lines.append(f"<i>{esc(record.status_detail)}</i>")
-    if record.read_key is not None:
-        permissions = PermissionSummary.from_flags(record.read_key.permissions)
-        lines.append(f"Permissions: {permission_line(permissions)}")
-        lines.append(f"API key: <code>{esc(record.read_key.mask)}</code>")
-        added = record.read_key.added_at
-        lines.append(f"Key added: {added:%Y-%m-%d} ({ago(added, now)})")
-    lines.append(f"Last sync: {ago(record.last_sync_at, now)}")
-    keyboard = InlineKeyboardMarkup(
-        [[InlineKeyboardButton("🗑 Revoke", callback_data=f"rv:{record.id}")]]
-    )
-    return "\n".join(lines), keyboard
+    if record.status_message:
+        lines.append(f"The exchange said: <i>{esc(record.status_message)}</i>")
+    if record.status_fix:
+        lines.append(f"Fix: {esc(record.status_fix)}")
+    return lines
+
+
+def connection_card(
+    record: ConnectionRecord, venue: Venue, pause: PauseState, now: datetime, rotate_after: int
+) -> tuple[str, InlineKeyboardMarkup]:
+    icon, _ = STATUS_LOOK[record.status]
+    lines = [f"{icon} <b>{esc(record.label)}</b> · {esc(venue_title(venue, record.sandbox))}"]
+    lines += status_lines(record, now)
+    for role in KeyRole:
+        lines += _key_lines(record, role, now, rotate_after)
+    lines.append(f"Automated trading: {TRADING_LOOK[trading_block(record, pause)]}")
+    lines.append(f"Last sync: {ago(record.last_ok_at, now)}")
+    if record.status is not ConnectionStatus.CONNECTED:
+        lines.append(f"Last checked: {ago(record.last_sync_at, now)}")
+    return "\n".join(lines), card_buttons(record)
+
+
+def card_buttons(record: ConnectionRecord) -> InlineKeyboardMarkup:
+    """Check / Rotate / Revoke / Add the missing key; ``action:id`` stays far below 64 bytes."""
+    rows = [
+        [
+            InlineKeyboardButton("🩺 Check", callback_data=f"ck:{record.id}"),
+            InlineKeyboardButton("🔁 Rotate", callback_data=f"ro:{record.id}"),
+        ],
+        [InlineKeyboardButton("🗑 Revoke", callback_data=f"rv:{record.id}")],
+    ]
+    if record.trade_key is None:
+        rows[1].append(InlineKeyboardButton("➕ Add trade key", callback_data=f"kt:{record.id}"))
+    elif record.read_key is None:
+        rows[1].append(InlineKeyboardButton("➕ Add read key", callback_data=f"kr:{record.id}"))
+    return InlineKeyboardMarkup(rows)
 
 
 def connected_card(
@@ -117,30 +179,112 @@ def connected_card(
     venue: Venue,
     permissions: PermissionSummary,
     outbound_ips: Sequence[str],
-) -> str:
-    assert record.read_key is not None
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The result of /connect, with the offer of the second key."""
+    role = KeyRole.READ if record.read_key is not None else KeyRole.TRADE
+    slot = record.key(role)
+    assert slot is not None
     lines = [
         f"✅ <b>{esc(record.label)}</b> is connected to {esc(venue_title(venue, record.sandbox))}.",
         "",
         f"Permissions: {permission_line(permissions)}",
-        f"API key: <code>{esc(record.read_key.mask)}</code> "
+        f"{ROLE_TITLE[role]}: <code>{esc(slot.mask)}</code> "
         "(the secret is stored encrypted and never shown)",
     ]
-    warnings = key_warnings(permissions, outbound_ips, venue)
+    warnings = key_warnings(permissions, outbound_ips, venue, role)
     if warnings:
         lines += ["", *warnings]
-    lines += ["", "See it any time with /connections."]
-    return "\n".join(lines)
+    if role is KeyRole.READ:
+        offer = (
+            "To let Coinwarden trade later, add a separate <b>trade key</b> (trade on, "
+            "withdrawals off). The read key stays for monitoring."
+        )
+        button = InlineKeyboardButton("➕ Add trade key", callback_data=f"kt:{record.id}")
+    else:
+        offer = (
+            "This key can trade, so it is kept as the <b>trade key</b> and also used for "
+            "reading. Safer: add a <b>read-only key</b> for monitoring."
+        )
+        button = InlineKeyboardButton("➕ Add read-only key", callback_data=f"kr:{record.id}")
+    lines += ["", offer, "See it any time with /connections."]
+    return "\n".join(lines), InlineKeyboardMarkup([[button]])
 
 
-def refused_withdraw(venue: Venue, permissions: PermissionSummary) -> str:
+def refused_withdraw(venue: Venue, permissions: PermissionSummary, retry: str = "/connect") -> str:
     what = "withdraw funds" if permissions.withdraw else "transfer funds out of the account"
     return (
         f"⛔ This key can <b>{what}</b>, so I refused it and stored nothing.\n\n"
         "A key that can move money out would let anyone who steals it empty your account. "
         f"Make a safe key instead:\n{venue.safe_key_howto}\n\n"
-        "Then delete the refused key on the exchange and send /connect again."
+        f"Then delete the refused key on the exchange and send {esc(retry)} again."
     )
+
+
+def cannot_trade(venue: Venue, permissions: PermissionSummary, label: str) -> str:
+    return (
+        "⛔ This key cannot <b>trade</b>, so it cannot be the trade key. Nothing was stored.\n\n"
+        f"Permissions I could read: {permission_line(permissions)}\n\n"
+        f"Make a key with trading on and withdrawals off:\n{venue.safe_key_howto}\n\n"
+        f"Then send /rotate {esc(label)} or use the button on its card in /connections."
+    )
+
+
+def key_entry_prompt(record: ConnectionRecord, venue: Venue, role: KeyRole, replacing: bool) -> str:
+    """The first message of /rotate or "Add … key": what is being replaced, and how."""
+    title = f"<b>{esc(record.label)}</b> · {esc(venue_title(venue, record.sandbox))}"
+    name = ROLE_TITLE[role].lower()
+    if replacing:
+        head = f"🔁 New {name} for {title}"
+        body = (
+            "Create a new key on the exchange first. Your current key keeps working until the "
+            "new one checks out; only then is the old one wiped."
+        )
+    else:
+        head = f"➕ Add a {name} to {title}"
+        body = (
+            "A trade key places orders; it must not be able to withdraw."
+            if role is KeyRole.TRADE
+            else "A read-only key is used for monitoring; the trade key then only trades."
+        )
+    return (
+        f"{head}\n\n{body}\n\nPaste the <b>{esc(venue.key_label)}</b>. I delete your message "
+        f"as soon as it arrives. /cancel stops at any time.\n\n💡 {venue.safe_key_howto}"
+    )
+
+
+def key_changed(
+    record: ConnectionRecord,
+    venue: Venue,
+    role: KeyRole,
+    replaced: bool,
+    permissions: PermissionSummary,
+    outbound_ips: Sequence[str],
+) -> str:
+    """The result of a rotation (with the reminder to delete the old key) or of an added key."""
+    slot = record.key(role)
+    assert slot is not None
+    name = ROLE_TITLE[role].lower()
+    title = f"<b>{esc(record.label)}</b> · {esc(venue_title(venue, record.sandbox))}"
+    if replaced:
+        lines = [f"✅ The new {name} of {title} checked out and is in place."]
+    else:
+        lines = [f"✅ {title} now has a {name}."]
+    lines += [
+        "",
+        f"Permissions: {permission_line(permissions)}",
+        f"{ROLE_TITLE[role]}: <code>{esc(slot.mask)}</code> "
+        "(the secret is stored encrypted and never shown)",
+    ]
+    warnings = key_warnings(permissions, outbound_ips, venue, role)
+    if warnings:
+        lines += ["", *warnings]
+    if replaced:
+        lines += [
+            "",
+            "The old key is wiped from Coinwarden. <b>Now delete it on the exchange</b>, or it "
+            f"keeps working for anyone who has a copy:\n{venue.delete_key_howto}",
+        ]
+    return "\n".join(lines)
 
 
 def withdrawals_unknown(venue: Venue, permissions: PermissionSummary) -> str:
@@ -195,3 +339,71 @@ def activity_log(record: ConnectionRecord, venue: Venue, entries: Sequence[Activ
         lines.append(" ".join(parts))
     lines += ["", "Times are UTC. Only calls are logged: never keys, headers or bodies."]
     return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    """A short human duration: 45 s, 12 min, 3 h, 2 days."""
+    seconds = max(0, int(seconds))
+    for size, unit in ((86400, " days"), (3600, " h"), (60, " min")):
+        if seconds >= size:
+            count = seconds // size
+            return f"{count}{unit if count > 1 or unit != ' days' else ' day'}"
+    return f"{seconds} s"
+
+
+def notice_message(
+    notice: Notice, record: ConnectionRecord | None, now: datetime
+) -> tuple[str, InlineKeyboardMarkup | None] | None:
+    """The chat message for an outbox notice; None when its connection no longer exists."""
+    if record is None:
+        return None
+    venue = get_venue(record.venue)
+    title = f"<b>{esc(record.label)}</b> · {esc(venue_title(venue, record.sandbox))}"
+    payload = notice.payload
+    buttons = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("🩺 Check", callback_data=f"ck:{record.id}"),
+                InlineKeyboardButton("🔁 Rotate", callback_data=f"ro:{record.id}"),
+            ]
+        ]
+    )
+    if notice.kind is NoticeKind.ROTATE_KEY:
+        role = KeyRole(payload["role"])
+        added = datetime.fromisoformat(payload["added_at"])
+        text = (
+            f"🔁 The {ROLE_TITLE[role].lower()} of {title} is {(now - added).days} days old.\n\n"
+            "Rotating keys regularly limits what a leak nobody noticed can do. Create a new key "
+            f"on {esc(venue.name)} (same permissions), then send /rotate {esc(record.label)}: "
+            "the old key stays in place until the new one checks out."
+        )
+        return text, buttons
+    status = ConnectionStatus(payload["status"])
+    since = datetime.fromisoformat(payload["since"])
+    if status is ConnectionStatus.CONNECTED:
+        _, before = STATUS_LOOK[ConnectionStatus(payload["previous"])]
+        text = (
+            f"🟢 {title} recovered: Connected again after {duration((now - since).total_seconds())}"
+            f" of “{before}”."
+        )
+        return text, None
+    icon, words = STATUS_LOOK[status]
+    lines = [f"{icon} {title}: <b>{words}</b>", ""]
+    if payload.get("cause"):
+        lines.append(esc(payload["cause"]))
+    if payload.get("exchange_message"):
+        lines.append(f"The exchange said: <i>{esc(payload['exchange_message'])}</i>")
+    if payload.get("fix"):
+        lines.append(f"Fix: {esc(payload['fix'])}")
+    lines.append("")
+    if status is ConnectionStatus.REAUTH:
+        lines.append(
+            "Automated trading on this account is stopped. When the key works again I notice "
+            f"by myself; to use a new key, send /rotate {esc(record.label)}."
+        )
+    else:
+        lines.append(
+            "Automated trading on this account is paused. I keep checking and tell you when it "
+            "recovers."
+        )
+    return "\n".join(lines), buttons

@@ -9,6 +9,7 @@ from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, ContextTypes
 
 from bot.handlers.commands import help_text
+from bot.handlers.context import services
 from bot.handlers.render import EXPIRED_BUTTON
 
 WELCOME = (
@@ -18,13 +19,23 @@ WELCOME = (
     "• Keys are encrypted (AES-256-GCM) and bound to this chat; no other chat can see or use "
     "them.\n"
     "• Messages that carry a key or secret are deleted the moment they arrive.\n"
-    "• /revoke wipes a key from here at once.\n\n"
+    "• Every connection is checked regularly; you get a message when one breaks and when "
+    "it recovers.\n"
+    "• /revoke wipes a key from here at once; /pause stops all automated trading at once.\n\n"
     "Send /help for every command."
 )
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await cast(Message, update.effective_message).reply_text(WELCOME, parse_mode=ParseMode.HTML)
+    message = cast(Message, update.effective_message)
+    pause = await services(context).chats.pause_state(message.chat_id)
+    text = WELCOME
+    if pause.paused and pause.since is not None:
+        text += (
+            f"\n\n⏸ Automated trading is <b>paused</b> in this chat since "
+            f"{pause.since:%Y-%m-%d %H:%M} UTC. Send /resume to restart it."
+        )
+    await message.reply_text(text, parse_mode=ParseMode.HTML)
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

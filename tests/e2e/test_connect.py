@@ -28,7 +28,7 @@ async def test_a_read_only_key_connects_and_every_secret_message_is_deleted(
     await alice.send("/connections")
     listed = await alice.reply("Main")
     assert "Connected" in listed.text and "Binance Spot" in listed.text
-    assert listed.button_labels() == ["🗑 Revoke"]
+    assert listed.button_labels() == ["🩺 Check", "🔁 Rotate", "🗑 Revoke", "➕ Add trade key"]
 
 
 async def test_a_trading_key_without_ip_restriction_gets_both_warnings(

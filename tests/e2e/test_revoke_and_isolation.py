@@ -18,9 +18,9 @@ async def connected(world: World, chat: ChatDriver, label: str = "Main") -> None
 async def connection_id(chat: ChatDriver) -> int:
     await chat.send("/connections")
     card = await chat.reply("Status")
-    data = card.buttons[0][0].data
-    assert data is not None and data.startswith("rv:")
-    return int(data.split(":")[1])
+    data = [b.data for row in card.buttons for b in row if b.data and b.data.startswith("rv:")]
+    assert len(data) == 1
+    return int(data[0].split(":")[1])
 
 
 async def test_revoke_by_label_asks_first_then_wipes_the_keys(
@@ -83,6 +83,11 @@ async def test_another_chat_cannot_list_revoke_or_forge_buttons(
         f"rvy:{target}",
         f"rv:{target}",
         f"rvn:{target}",
+        f"ck:{target}",
+        f"ro:{target}",
+        f"kr:{target}",
+        f"kt:{target}",
+        f"lg:{target}",
         "rvy:999999",
         "rvy:-1",
         "x" * 64,
@@ -90,7 +95,7 @@ async def test_another_chat_cannot_list_revoke_or_forge_buttons(
         await mallory.press(own_message, data=forged)
         await mallory.settle()
     answers = [a.text for a in mallory.callback_answers]
-    assert answers.count("That connection is not here any more.") == 4
+    assert answers.count("That connection is not here any more.") == 9
     assert answers.count("This button has expired. Send the command again.") == 2
     assert "Revoke" not in mallory.transcript()
 

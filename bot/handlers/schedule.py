@@ -1,0 +1,42 @@
+"""Run the sweeps on PTB's JobQueue (APScheduler) and deliver their notices afterwards.
+
+The JobQueue only says "now": what is due is decided by each sweep from the database.
+``max_instances=1`` plus the sweeper's own lock mean an overrunning sweep skips ticks instead
+of piling up; ``coalesce`` folds ticks missed while the process was busy into one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from telegram.ext import Application, ContextTypes
+
+from bot.rules.sweeps import Sweeper
+
+SWEEPER_KEY = "coinwarden.sweeper"
+
+
+def sweeper_of(application: Application) -> Sweeper:
+    found = application.bot_data[SWEEPER_KEY]
+    assert isinstance(found, Sweeper)
+    return found
+
+
+async def _tick(context: ContextTypes.DEFAULT_TYPE) -> None:
+    assert context.job is not None and isinstance(context.job.data, str)
+    await sweeper_of(context.application).run(context.job.data)
+
+
+def schedule_sweeps(application: Application, periods: dict[str, timedelta]) -> None:
+    """One repeating job per sweep; the first tick comes one period after the start."""
+    job_queue = application.job_queue
+    assert job_queue is not None, "install python-telegram-bot[job-queue]"
+    for name, period in periods.items():
+        job_queue.run_repeating(
+            _tick,
+            interval=period,
+            first=period,
+            data=name,
+            name=f"sweep:{name}",
+            job_kwargs={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+        )
