@@ -155,4 +155,4 @@ def _cause(problem: Diagnosis, role: KeyRole | None, record: ConnectionRecord) -
     """Name the key when the connection holds two: the user must know which to replace."""
     if role is None or len(record.roles) < 2 or not problem.final:
         return problem.cause
-    return f"{ROLE_NAMES[role].capitalize()}: {problem.cause}"
+    return f"{ROLE_NAMES[role].capitalize()}: {problem.cause[0].lower()}{problem.cause[1:]}"

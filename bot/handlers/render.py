@@ -382,10 +382,8 @@ def notice_message(
     since = datetime.fromisoformat(payload["since"])
     if status is ConnectionStatus.CONNECTED:
         _, before = STATUS_LOOK[ConnectionStatus(payload["previous"])]
-        text = (
-            f"🟢 {title} recovered: Connected again after {duration((now - since).total_seconds())}"
-            f" of “{before}”."
-        )
+        took = duration((now - since).total_seconds())
+        text = f"🟢 {title} recovered: Connected again (it was “{before}” for {took})."
         return text, None
     icon, words = STATUS_LOOK[status]
     lines = [f"{icon} {title}: <b>{words}</b>", ""]

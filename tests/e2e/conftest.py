@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from bot.app import running_bot
+from bot.clock import Clock, utc_now
 from bot.config import Settings, load_settings
 from bot.exchanges.catalogue import VENUES
 from bot.sandbox.exchanges.base import DemoKey, DemoPermissions
@@ -84,8 +85,13 @@ async def world(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterat
 
 @pytest.fixture
 def start_bot(world: World) -> Callable[..., Any]:
-    """``async with start_bot(**overrides):`` runs the production bot until the block ends."""
-    return lambda **overrides: running_bot(world.settings(**overrides))
+    """``async with start_bot(**overrides) as app:`` runs the production bot until the block
+    ends; ``clock=`` replaces the wall clock (tests move it instead of sleeping)."""
+
+    def start(clock: Clock = utc_now, **overrides: Any) -> Any:
+        return running_bot(world.settings(**overrides), clock=clock)
+
+    return start
 
 
 @pytest.fixture
