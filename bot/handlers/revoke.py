@@ -73,10 +73,11 @@ async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             return
         await query.answer("Revoked.")
         venue = ConnectionService.venue_of(revoked)
+        which = "both keys (read and trade)" if len(revoked.roles) > 1 else "the key"
         await query.edit_message_text(
             f"🗑 <b>{esc(revoked.label)}</b> is revoked: its keys are wiped from Coinwarden.\n\n"
-            f"Finish the job on {esc(venue.name)}: delete the API key there too "
-            "(API Management → Delete), so it cannot be used by anyone, anywhere.",
+            f"Finish the job on {esc(venue.name)}: delete {which} there too, so nobody can use "
+            f"{'them' if len(revoked.roles) > 1 else 'it'} anywhere.\n{venue.delete_key_howto}",
             parse_mode=HTML,
         )
 

@@ -34,7 +34,8 @@ async def test_revoke_by_label_asks_first_then_wipes_the_keys(
     await alice.send("/revoke Main")
     await alice.press(await alice.reply("Revoke Main"), "Yes, revoke")
     done = await alice.reply("revoked")
-    assert "keys are wiped" in done.text and "delete the API key there too" in done.text
+    assert "keys are wiped" in done.text and "delete the key there too" in done.text
+    assert "On Binance open Account → API Management, find the key and press Delete." in done.text
     await alice.send("/connections")
     assert "No exchange accounts" in (await alice.reply()).text
 
