@@ -13,7 +13,7 @@ from bot.exchanges.catalogue import Venue, get_venue
 from bot.exchanges.diagnosis import Diagnosis
 from bot.exchanges.health import HealthPolicy, Observation, decide, unusable
 from bot.exchanges.key_check import KeyAccepted, KeyCheck, KeyRejected, check_key
-from bot.exchanges.key_diagnosis import KeyReport, diagnose_key
+from bot.exchanges.key_diagnosis import KeyReport, check_second_key, diagnose_key
 from bot.exchanges.permissions import PermissionSummary
 from bot.exchanges.pool import ClientPool
 from bot.redaction import SecretRedactor
@@ -228,6 +228,28 @@ class ConnectionService:
         problem = report.diagnosis or (
             unusable(report.permissions, role, venue) if report.permissions else None
         )
+        permissions = {role: report.permissions} if report.permissions else {}
+        problem_role = role
+        for other in record.roles:
+            if other is role or problem is not None:
+                continue
+            other_credentials = await self.credentials(chat_id, connection_id, other)
+            if other_credentials is None:
+                return None
+            second = await check_second_key(
+                venue,
+                other_credentials,
+                other,
+                endpoint=self._policy.endpoints.get(record.venue),
+                sandbox=record.sandbox,
+                clock=self._clock,
+            )
+            report = replace(
+                report, steps=(*report.steps, second.step), calls=(*report.calls, *second.calls)
+            )
+            if second.permissions is not None:
+                permissions[other] = second.permissions
+            problem, problem_role = second.problem, other
         if problem is not None:
             problem = self.scrubbed(problem)
             report = replace(
@@ -239,7 +261,7 @@ class ConnectionService:
                 ),
             )
         await self._activity.record(connection_id, *report.calls)
-        seen = Observation(problem, role, {role: report.permissions} if report.permissions else {})
+        seen = Observation(problem, problem_role, permissions)
         now = self._clock()
         await self._repo.record_health(
             chat_id,

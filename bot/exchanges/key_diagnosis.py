@@ -18,11 +18,12 @@ from bot.exchanges.call_log import CallLog
 from bot.exchanges.catalogue import Venue
 from bot.exchanges.clients import new_client
 from bot.exchanges.diagnosis import WRONG_TAB, Diagnosis, diagnose
+from bot.exchanges.health import ROLE_NAMES, unusable
 from bot.exchanges.key_check import assets_held
 from bot.exchanges.permissions import PermissionSummary
 from storage.activity import ActivityEntry
 from storage.connections import ConnectionStatus
-from storage.credentials import Credentials
+from storage.credentials import Credentials, KeyRole
 
 CLOCK_TOLERANCE_MS = 1000
 
@@ -165,3 +166,41 @@ async def diagnose_key(
     steps += [CheckStep(name, None, "skipped") for name in STEP_NAMES if name not in done]
     status = diagnosis.status if diagnosis else ConnectionStatus.CONNECTED
     return KeyReport(tuple(steps), status, diagnosis, permissions, tuple(calls.entries))
+
+
+@dataclass(frozen=True)
+class SecondKeyCheck:
+    """The other key of a connection that holds two: probed, not walked step by step."""
+
+    step: CheckStep
+    problem: Diagnosis | None
+    permissions: PermissionSummary | None
+    calls: tuple[ActivityEntry, ...]
+
+
+async def check_second_key(
+    venue: Venue,
+    credentials: Credentials,
+    role: KeyRole,
+    *,
+    endpoint: str | None,
+    sandbox: bool,
+    clock: Clock,
+) -> SecondKeyCheck:
+    """Does the exchange still accept this key, and may it still serve in ``role``?"""
+    name = f"{ROLE_NAMES[role].capitalize()}"
+    calls = CallLog(clock)
+    client = new_client(venue, credentials, endpoint=endpoint, sandbox=sandbox, calls=calls)
+    try:
+        summary = await venue.probe(client)
+    except (ccxt.BaseError, ValueError) as exc:
+        diagnosis = diagnose(exc)
+        return SecondKeyCheck(_failed(name, diagnosis), diagnosis, None, tuple(calls.entries))
+    finally:
+        await client.close()
+    problem = unusable(summary, role, venue)
+    if problem is not None:
+        return SecondKeyCheck(_failed(name, problem), problem, summary, tuple(calls.entries))
+    trades = "can trade" if summary.can_trade else "read-only"
+    step = CheckStep(name, True, f"the exchange accepts it; {trades}; withdrawals off")
+    return SecondKeyCheck(step, None, summary, tuple(calls.entries))

@@ -137,3 +137,14 @@ async def connect_binance(
     chat: ChatDriver, key: DemoKey, label: str = "Main", *, wrap: str = "{}"
 ) -> str:
     return await connect(chat, "binance", key, label, wrap=wrap)
+
+
+async def paste_key(chat: ChatDriver, key: DemoKey) -> str:
+    """Answer the key-entry prompt already on screen; returns the check's outcome."""
+    await chat.send(key.api_key)
+    await chat.reply("Now paste the")
+    await chat.send(key.secret)
+    checking = await chat.reply("Checking the key")
+    result = await chat.reply(timeout=10)
+    assert result.message_id == checking.message_id
+    return result.text

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bot.sandbox.exchanges.base import DemoPermissions
 from bot.sandbox.telegram import ChatDriver
-from tests.e2e.conftest import World, connect_binance
+from tests.e2e.conftest import World, connect_binance, paste_key
 
 pytestmark = pytest.mark.usefixtures("bot")
 
@@ -94,3 +95,21 @@ async def test_check_and_log_of_another_chat_find_nothing(
         await mallory.settle()
     gone = "That connection is not here any more."
     assert [a.text for a in mallory.callback_answers] == [gone, gone]
+
+
+async def test_check_also_asks_the_exchange_about_the_trade_key(
+    world: World, alice: ChatDriver
+) -> None:
+    await connected_key(world, alice)
+    await alice.send("/connections")
+    await alice.press(await alice.reply("Status"), "Add trade key")
+    await alice.reply("Add a trade key to")
+    trade = world.binance.issue_key(DemoPermissions(read=True, spot_trade=True))
+    assert "now has a trade key" in await paste_key(alice, trade)
+    assert "✅ Trade key: the exchange accepts it; can trade; withdrawals off" in await check(alice)
+
+    world.binance.revoke_key(trade.api_key)
+    report = await check(alice)
+    assert "✅ Key and signature" in report  # the read key is fine…
+    assert "❌ Trade key: The exchange did not accept this API key" in report  # …this one not
+    assert "Status: 🔴 Re-auth needed" in report

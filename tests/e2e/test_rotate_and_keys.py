@@ -9,18 +9,7 @@ from bot.handlers.schedule import sweeper_of
 from bot.sandbox.exchanges.base import DemoKey, DemoPermissions
 from bot.sandbox.telegram import ChatDriver
 from tests.clock import ManualClock
-from tests.e2e.conftest import World, connect_binance
-
-
-async def paste_key(chat: ChatDriver, key: DemoKey) -> str:
-    """Answer the key-entry prompt already on screen; returns the check's outcome."""
-    await chat.send(key.api_key)
-    await chat.reply("Now paste the")
-    await chat.send(key.secret)
-    checking = await chat.reply("Checking the key")
-    result = await chat.reply(timeout=10)
-    assert result.message_id == checking.message_id
-    return result.text
+from tests.e2e.conftest import World, connect_binance, paste_key
 
 
 async def card(chat: ChatDriver) -> Any:
