@@ -364,7 +364,15 @@ class ConnectionRepository:
             for role, flags in (update_to.permissions or {}).items():
                 if current.key(role) is not None:
                     values[f"{role}_permissions"] = flags
-            await conn.execute(update(connections).where(*owned).values(values))
+            # The version again, in the write itself: a replacement committed since the read
+            # (SQLite reads outside the write transaction) makes this outcome stale.
+            written = await conn.execute(
+                update(connections)
+                .where(*owned, connections.c.keys_version == keys_version)
+                .values(values)
+            )
+            if written.rowcount == 0:
+                return False
             if notice is not None:
                 await enqueue(conn, notice, now)
         return True

@@ -115,12 +115,8 @@ def decide(
         )
     else:
         failures = record.failure_streak + 1
-        if problem.final or not announce or failures >= policy.error_after:
-            status = problem.status
-        else:
-            status = record.status  # a transient failure: not yet an Error
         update = HealthUpdate(
-            status,
+            problem.status,
             _cause(problem, seen.role, record),
             problem.fix,
             problem.exchange_message,
@@ -129,15 +125,18 @@ def decide(
             False,
             flags,
         )
-        if status is ConnectionStatus.REAUTH and not problem.final:
-            # A key that needs replacing, on an exchange that is also down for now: keep the
-            # cause the user can act on.
+        if record.status is ConnectionStatus.REAUTH and not problem.final and announce:
+            # A key that needs replacing, on an exchange that is also down for now: it stays
+            # Re-auth needed, with the cause the user can act on, however long the outage.
             update = replace(
                 update,
+                status=ConnectionStatus.REAUTH,
                 detail=record.status_detail,
                 fix=record.status_fix,
                 exchange_message=record.status_message,
             )
+        elif not (problem.final or not announce or failures >= policy.error_after):
+            update = replace(update, status=record.status)  # transient: not an Error yet
     if not announce or update.status is record.status:
         return update, None
     payload = {
