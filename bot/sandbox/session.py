@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import random
 import secrets
 import shutil
@@ -20,6 +21,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +30,10 @@ from telegram.ext import Application
 from bot.app import running_bot
 from bot.config import ConfigError, Settings, load_settings
 from bot.exchanges.catalogue import VENUES
+from bot.exchanges.health import HealthPolicy
+from bot.handlers.context import SERVICES_KEY, HandlerServices
+from bot.handlers.render import STATUS_LOOK, duration
+from bot.handlers.schedule import sweeper_of
 from bot.redaction import QUIET_LOGGERS, REDACTOR
 from bot.sandbox.exchanges import SERVERS
 from bot.sandbox.exchanges.base import DemoKey, VenueServer
@@ -44,17 +50,22 @@ from bot.sandbox.terminal import (
     IssueKey,
     KeyPart,
     Mistake,
+    Outage,
     Paste,
     Press,
     Price,
     Quit,
+    RestoreKey,
+    RevokeKey,
     SendText,
     ShownButton,
+    Sweep,
     format_price,
     help_text,
     paint,
     parse_line,
 )
+from storage.connections import ConnectionRecord, ConnectionStatus
 from storage.credentials import mask
 
 #: ccxt id -> the local server imitating it ("module:Class"). A venue runs in the sandbox when
@@ -65,6 +76,8 @@ USER_NAME = "Trader"
 LOG_FILE = "sandbox.log"
 MARKER_FILE = ".coinwarden-sandbox"  # marks a data dir the sandbox made and may reuse
 BOT_BUSY_TIMEOUT = 30.0  # the prompt comes back after this even if the bot is still working
+
+log = logging.getLogger(__name__)
 
 
 def venue_server_classes() -> dict[str, type[VenueServer]]:
@@ -248,6 +261,7 @@ def banner(world: World, seed: int, temporary: bool, *, ansi: bool) -> str:
         "Chat as in Telegram: /connect, /connections, /revoke, /help.",
         f"Lines starting with ':' talk to the sandbox: :key {first_venue} read makes a demo key,",
         ":1 presses button [:1], :help lists the rest, :quit leaves.",
+        "Connection health: :revoke-key, :restore-key, :outage VENUE and :sweep (see :help).",
     ]
     return "\n".join(lines)
 
@@ -296,8 +310,17 @@ class Session:
                 await self.paste(part)
             case Price(base, price):
                 self.price(base, price)
+            case RevokeKey():
+                self.set_key_revoked(True)
+            case RestoreKey():
+                self.set_key_revoked(False)
+            case Outage(venue_id, times):
+                self.outage(venue_id, times)
+            case Sweep():
+                await self.sweep()
             case Help():
-                self.console.show(help_text(list(self.world.venues)))
+                seconds = self.world.settings.health_check_seconds
+                self.console.show(help_text(list(self.world.venues), seconds))
             case Mistake(message):
                 self.note(message)
 
@@ -412,3 +435,108 @@ class Session:
             )
             lines.append(f"{INDENT}{symbol:<10} {quotes}")
         self.console.show("\n".join(lines))
+
+    # --- connection health -----------------------------------------------------------------
+
+    def set_key_revoked(self, revoked: bool) -> None:
+        """Revoke (or restore) the last demo key on its exchange, as its owner would there."""
+        if self.last_key is None:
+            self.note("no demo key yet: make one with :key, e.g. :key binance read")
+            return
+        venue_id, key = self.last_key
+        server = self.world.venues[venue_id]
+        record = server.key_record(key.api_key)
+        which = f"the {VENUES[venue_id].name} key {mask(key.api_key)}"
+        if record is not None and record.revoked == revoked:
+            self.note(f"{which} is {'revoked' if revoked else 'valid'} already")
+            return
+        if revoked:
+            server.revoke_key(key.api_key)
+            self.note(f"→ revoked {which} on the exchange; the next health check will notice")
+        else:
+            server.restore_key(key.api_key)
+            self.note(
+                f"→ {which} is valid again on the exchange; the next health check will notice"
+            )
+
+    def outage(self, venue_id: str, times: int) -> None:
+        """The venue answers its next ``times`` requests, whoever sends them, with 503."""
+        server = self.world.venues.get(venue_id)
+        if server is None:
+            self.note(f"no sandbox exchange {venue_id!r}; here: {', '.join(self.world.venues)}")
+            return
+        server.fail_next(times, status=503)
+        requests = "request" if times == 1 else f"{times} requests"
+        name = VENUES[venue_id].name
+        self.note(f"→ {name} answers its next {requests} with 503, as during maintenance")
+
+    async def sweep(self) -> None:
+        """Run the health sweep now; its messages are sent before it returns. Says what it
+        checked, since a check that changes nothing makes the bot say nothing."""
+        services = self.world.application.bot_data[SERVICES_KEY]
+        assert isinstance(services, HandlerServices)
+        before = {r.id: r for r in await services.connections.list_for_chat(self.chat.chat_id)}
+        if not before:
+            self.note("no connections to check yet: /connect one first")
+            return
+        try:
+            ran = await sweeper_of(self.world.application).run("health")
+        except Exception:
+            log.exception("the health sweep started by :sweep failed")  # noticed on screen
+            return
+        if not ran:
+            self.note("the scheduled health sweep is running right now; its messages print here")
+            return
+        after = await services.connections.list_for_chat(self.chat.chat_id)
+        now = services.clock()
+        checked = [r for r in after if r.id in before and _checked_since(before[r.id], r)]
+        for record in checked:
+            self.note(
+                f"→ checked {record.label}: {self.health_summary(before[record.id], record, now)}"
+            )
+        if not checked:
+            waiting = [(r.next_check_at, r.label) for r in after if r.next_check_at is not None]
+            when = f"; next: {min(waiting)[1]} {_until(min(waiting)[0], now)}" if waiting else ""
+            self.note(f"nothing was due: checks run one period after the last one{when}")
+
+    def health_policy(self) -> HealthPolicy:
+        """The bot's policy, from the same setting the bot reads."""
+        return HealthPolicy(timedelta(seconds=self.world.settings.health_check_seconds))
+
+    def health_summary(
+        self, then: ConnectionRecord, record: ConnectionRecord, now: datetime
+    ) -> str:
+        """What one check left behind, including what the bot does not say."""
+        icon, words = STATUS_LOOK[record.status]
+        failures = record.failure_streak
+        in_a_row = f"{failures} failed check{'' if failures == 1 else 's'} in a row"
+        if record.status is not then.status:
+            _, was = STATUS_LOOK[then.status]
+            state = f"{icon} {words}, was {was} (the bot's message is above)"
+        elif failures and record.status is ConnectionStatus.CONNECTED:
+            error_after = self.health_policy().error_after
+            state = (
+                f"{icon} {words} still, but {in_a_row} (Error at {error_after}), so no message yet"
+            )
+        elif failures:
+            state = f"{icon} {words} still, {in_a_row}, so no new message"
+        else:
+            state = f"{icon} {words}, no change, so no message"
+        return f"{state}; next check {_until(record.next_check_at, now)}"
+
+
+def _checked_since(then: ConnectionRecord, record: ConnectionRecord) -> bool:
+    """A health check always moves the next check; a failing one also counts the failure."""
+    return (record.next_check_at, record.failure_streak, record.status) != (
+        then.next_check_at,
+        then.failure_streak,
+        then.status,
+    )
+
+
+def _until(when: datetime | None, now: datetime) -> str:
+    """How long until ``when``, as "in 42 s" (rounded up: never sooner than said) or "now"."""
+    if when is None:
+        return "now"
+    seconds = math.ceil((when - now).total_seconds())
+    return f"in {duration(seconds)}" if seconds > 0 else "now"

@@ -40,6 +40,8 @@ KEY_KINDS: Mapping[str, tuple[DemoPermissions, str]] = {
 }
 KeyPart = Literal["key", "secret", "passphrase"]
 KEY_PARTS: tuple[KeyPart, ...] = ("key", "secret", "passphrase")
+DEFAULT_OUTAGE = 3  # requests answered 503 by ``:outage``: as many as make a connection Error
+MAX_OUTAGE = 1000
 
 # --- what a typed line means -----------------------------------------------------------------
 
@@ -84,6 +86,29 @@ class Price:
 
 
 @dataclass(frozen=True)
+class RevokeKey:
+    """``:revoke-key``: revoke the last demo key on its exchange, as if deleted there."""
+
+
+@dataclass(frozen=True)
+class RestoreKey:
+    """``:restore-key``: make the last demo key valid again on its exchange."""
+
+
+@dataclass(frozen=True)
+class Outage:
+    """``:outage VENUE [N]``: the venue answers its next ``times`` requests with 503."""
+
+    venue: str
+    times: int = DEFAULT_OUTAGE
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """``:sweep``: run the health sweep now (it checks only the connections that are due)."""
+
+
+@dataclass(frozen=True)
 class Help:
     """List the terminal commands."""
 
@@ -100,11 +125,34 @@ class Mistake:
     message: str
 
 
-Command = SendText | Press | IssueKey | Paste | Price | Help | Quit | Mistake
+Command = (
+    SendText
+    | Press
+    | IssueKey
+    | Paste
+    | Price
+    | RevokeKey
+    | RestoreKey
+    | Outage
+    | Sweep
+    | Help
+    | Quit
+    | Mistake
+)
 
 _KEY_USAGE = f"usage: :key VENUE {'|'.join(KEY_KINDS)} [ip]   e.g. :key binance read"
 _PASTE_USAGE = "usage: :paste key|secret|passphrase (after :key)"
 _PRICE_USAGE = "usage: :price [COIN [PRICE]]   e.g. :price BTC 50000"
+_OUTAGE_USAGE = (
+    f"usage: :outage VENUE [N]   e.g. :outage binance (its next N requests get 503, "
+    f"default {DEFAULT_OUTAGE})"
+)
+#: Terminal commands that take no argument, and what they mean.
+_BARE: Mapping[str, Command] = {
+    "revoke-key": RevokeKey(),
+    "restore-key": RestoreKey(),
+    "sweep": Sweep(),
+}
 
 
 def parse_line(line: str) -> Command | None:
@@ -121,7 +169,7 @@ def parse_line(line: str) -> Command | None:
     if not words:
         return Mistake("a lone ':' means nothing; :help lists the commands")
     name, args = words[0].lower(), words[1:]
-    if name.isdigit():
+    if name.isdecimal():
         return Press(number=int(name)) if not args else Mistake("usage: :N presses button N")
     if name in ("help", "h", "?"):
         return Help()
@@ -137,13 +185,17 @@ def parse_line(line: str) -> Command | None:
         return Paste(part) if part is not None else Mistake(_PASTE_USAGE)
     if name == "price":
         return _price(args)
+    if name == "outage":
+        return _outage(args)
+    if name in _BARE:
+        return _BARE[name] if not args else Mistake(f"usage: :{name} (no arguments)")
     return Mistake(f"unknown command :{words[0]}; :help lists the commands")
 
 
 def _press(args: list[str]) -> Command:
     if not args:
         return Mistake("usage: :press N, or :press LABEL (e.g. :press Revoke)")
-    if len(args) == 1 and args[0].isdigit():
+    if len(args) == 1 and args[0].isdecimal():
         return Press(number=int(args[0]))
     return Press(label=" ".join(args))
 
@@ -178,8 +230,21 @@ def _price(args: list[str]) -> Command:
     return Price(base, price)
 
 
-def help_text(venues: Sequence[str]) -> str:
-    """The ``:help`` page, naming the venues this sandbox runs."""
+def _outage(args: list[str]) -> Command:
+    if len(args) not in (1, 2):
+        return Mistake(_OUTAGE_USAGE)
+    if len(args) == 1:
+        return Outage(args[0].lower())
+    count = args[1]
+    if not (count.isdecimal() and 1 <= int(count) <= MAX_OUTAGE):
+        return Mistake(
+            f"{count!r} is not a number of requests (1 to {MAX_OUTAGE}); {_OUTAGE_USAGE}"
+        )
+    return Outage(args[0].lower(), int(count))
+
+
+def help_text(venues: Sequence[str], health_check_seconds: int = 60) -> str:
+    """The ``:help`` page, naming the venues this sandbox runs and its health-check period."""
     kinds = "\n".join(f"{'':<35}{name:<9}{about}" for name, (_, about) in KEY_KINDS.items())
     return "\n".join(
         [
@@ -197,6 +262,19 @@ def help_text(venues: Sequence[str]) -> str:
             "Prices (they drift a little every few seconds)",
             "  :price                           list them",
             "  :price BTC 50000                 set BTC/USDT on every venue that lists it",
+            f"Connection health (a check every {health_check_seconds} s; "
+            "the bot writes only when a status changes)",
+            "  :revoke-key                      revoke the last :key on its exchange, as if",
+            "                                   deleted there (next check: Re-auth needed)",
+            "  :restore-key                     make that key valid again (next check: recovered)",
+            "  :outage VENUE [N]                VENUE answers its next N requests with 503, as in",
+            f"                                   maintenance (default {DEFAULT_OUTAGE}: three "
+            "failed checks in a row",
+            "                                   make a connection Error)",
+            "  :sweep                           run the health check now; it checks only what is",
+            "                                   due: one period after the last check (failing",
+            "                                   connections back off to 2×, 4×, 8×), so nothing",
+            "                                   is due right after /connect",
             "The sandbox",
             "  :help   this list        :quit   leave (Ctrl-D and Ctrl-C too)",
         ]

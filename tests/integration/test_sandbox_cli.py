@@ -2,6 +2,8 @@
 
 The script pastes the demo keys with ``:paste`` (the terminal remembers the last ``:key``), so
 it needs no back-and-forth with the process: every line waits until the bot has answered.
+Health alerts come on the bot's own schedule instead, so that run types its lines as the
+output asks for them (``LiveSandbox``).
 """
 
 from __future__ import annotations
@@ -10,15 +12,25 @@ import os
 import re
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from types import TracebackType
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 90  # seconds; a run takes a few
 
 
-def run_sandbox(script: list[str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def sandbox_env(**settings: str) -> dict[str, str]:
+    """This environment without the developer's COINWARDEN_* settings, plus ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COINWARDEN_")}
     env["PYTHONPATH"] = str(REPO)
+    env.update({f"COINWARDEN_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def run_sandbox(script: list[str], *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = sandbox_env()
     return subprocess.run(
         [sys.executable, "-m", "bot", "sandbox", *args],
         input="".join(f"{line}\n" for line in script),
@@ -134,3 +146,109 @@ def test_running_the_bot_loads_nothing_of_the_sandbox() -> None:
         check=True,
     )
     assert result.stdout.strip() == "[]"
+
+
+class LiveSandbox:
+    """The sandbox process with a script typed line by line, and its output read as it comes."""
+
+    def __init__(self, cwd: Path, **settings: str) -> None:
+        self._stderr = (cwd / "stderr.txt").open("w+", encoding="utf-8")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "sandbox"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            encoding="utf-8",
+            cwd=cwd,
+            env=sandbox_env(**settings),
+        )
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def __enter__(self) -> LiveSandbox:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._stderr.close()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._lock:
+                self._lines.append(line)
+
+    @property
+    def out(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
+
+    def type(self, *lines: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("".join(f"{line}\n" for line in lines))
+        self.process.stdin.flush()
+
+    def printed(self, pattern: str) -> bool:
+        return re.search(pattern, self.out, re.MULTILINE) is not None
+
+    def wait_for(self, pattern: str, *, timeout: float = 10, count: int = 1) -> None:
+        """Until ``pattern`` (a regex) has been printed ``count`` times."""
+        deadline = time.monotonic() + timeout
+        while len(re.findall(pattern, self.out, re.MULTILINE)) < count:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise AssertionError(f"no {pattern!r} in time; the output:\n{self.out}")
+            time.sleep(0.02)
+
+    def quit(self) -> tuple[int, str]:
+        """:quit, then the exit status and everything written to stderr."""
+        self.type(":quit")
+        status = self.process.wait(timeout=TIMEOUT)
+        self._reader.join(timeout=TIMEOUT)  # the last lines may still be in the pipe
+        self._stderr.seek(0)
+        return status, self._stderr.read()
+
+
+REAUTH_ALERT = r"bot: 🔴 Main · Binance Spot: Re-auth needed$"
+RECOVERED = r"bot: 🟢 Main · Binance Spot recovered: Connected again"
+SWEEP_NOTE = r"^ +(→ checked Main: |nothing was due: |the scheduled health sweep is running)"
+
+
+def test_a_key_revoked_on_the_exchange_brings_one_alert_and_its_restore_one_recovery(
+    tmp_path: Path,
+) -> None:
+    """With checks every second, :sweep finds the connection due at once (or the bot's own
+    schedule got there first); either way the chat gets one alert per change."""
+    with LiveSandbox(tmp_path, health_check_seconds="1") as sandbox:
+        sandbox.type("/connect", ":press Binance Spot", "Main", ":key binance read")
+        sandbox.type(":paste key", ":paste secret")
+        sandbox.wait_for("✅ Main is connected to Binance Spot.")
+        sandbox.type(":revoke-key")
+        sandbox.wait_for(r"→ revoked the Binance Spot key \S+…\S+ on the exchange; the next")
+        sweeps, deadline = 0, time.monotonic() + 10
+        while not sandbox.printed(REAUTH_ALERT):
+            assert time.monotonic() < deadline, sandbox.out
+            sweeps += 1
+            sandbox.type(":sweep")
+            sandbox.wait_for(SWEEP_NOTE, count=sweeps)
+            time.sleep(0.25)  # the pace of asking, not a guess at timing
+        sandbox.type(":restore-key")
+        sandbox.wait_for(r"→ the Binance Spot key \S+ is valid again on the exchange")
+        sandbox.wait_for(RECOVERED)
+        status, stderr = sandbox.quit()
+    out = sandbox.out
+    assert status == 0 and stderr == "", out + stderr
+    assert "Connection health: :revoke-key, :restore-key, :outage VENUE and :sweep" in out
+    assert len(re.findall(REAUTH_ALERT, out, re.MULTILINE)) == 1
+    assert "did not accept this API key" in out and "/rotate Main" in out
+    assert len(re.findall(RECOVERED, out)) == 1
+    assert out.rstrip().endswith("Bye. The sandbox data was deleted.")

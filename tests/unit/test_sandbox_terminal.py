@@ -23,17 +23,22 @@ from bot.sandbox.telegram import (
 )
 from bot.sandbox.telegram.driver import TINY_PNG
 from bot.sandbox.terminal import (
+    DEFAULT_OUTAGE,
     KEY_KINDS,
     ButtonNotFound,
     ChatView,
     Help,
     IssueKey,
     Mistake,
+    Outage,
     Paste,
     Press,
     Price,
     Quit,
+    RestoreKey,
+    RevokeKey,
     SendText,
+    Sweep,
     format_price,
     format_text,
     help_text,
@@ -70,6 +75,11 @@ USER = TelegramUser(1001, "Trader")
         (":price btc", Price("BTC")),
         (":price BTC/USDT 50000", Price("BTC", Decimal("50000"))),
         (":price eth 3999.5", Price("ETH", Decimal("3999.5"))),
+        (":revoke-key", RevokeKey()),
+        (":Restore-Key", RestoreKey()),
+        (":outage binance", Outage("binance", DEFAULT_OUTAGE)),
+        (":outage OKX 5", Outage("okx", 5)),
+        (":sweep", Sweep()),
     ],
 )
 def test_each_line_means_one_thing(line: str, command: object) -> None:
@@ -97,6 +107,16 @@ def test_a_blank_line_sends_nothing(line: str) -> None:
         (":price BTC lots", "'lots' is not a price"),
         (":price BTC NaN", "'NaN' is not a price"),
         (":price B-T-C", "usage: :price"),
+        (":revoke-key now", "usage: :revoke-key (no arguments)"),
+        (":restore-key binance", "usage: :restore-key (no arguments)"),
+        (":sweep all", "usage: :sweep (no arguments)"),
+        (":outage", "usage: :outage VENUE [N]"),
+        (":outage binance 3 4", "usage: :outage VENUE [N]"),
+        (":outage binance 0", "'0' is not a number of requests"),
+        (":outage binance -2", "'-2' is not a number of requests"),
+        (":outage binance 1001", "'1001' is not a number of requests (1 to 1000)"),
+        (":outage binance ²", "'²' is not a number of requests"),
+        (":outage binance lots", "usage: :outage VENUE [N]"),
     ],
 )
 def test_a_terminal_command_that_means_nothing_is_explained_not_sent(
@@ -114,6 +134,17 @@ def test_help_names_the_venues_every_key_kind_and_the_button_scheme() -> None:
     for command in (":N", ":press LABEL", "::text", ":paste", ":price", ":quit", "Ctrl-D"):
         assert command in text
     assert "1 is the text '1'" in text
+
+
+def test_help_groups_the_health_commands_and_says_why_a_sweep_may_check_nothing() -> None:
+    text = help_text(["binance"], health_check_seconds=2)
+    health = text[text.index("Connection health") : text.index("The sandbox")]
+    assert "a check every 2 s" in health
+    for command in (":revoke-key", ":restore-key", ":outage VENUE [N]", ":sweep"):
+        assert command in health
+    assert f"default {DEFAULT_OUTAGE}" in health
+    assert "one period after the last check" in health
+    assert "nothing\n" in health and "is due right after /connect" in health
 
 
 # --- formatting --------------------------------------------------------------------------
