@@ -18,7 +18,7 @@ from bot.exchanges.permissions import PermissionSummary
 from bot.rules.trading import TradingBlock, trading_block
 from storage.activity import ActivityEntry
 from storage.chats import PauseState
-from storage.connections import ConnectionRecord, ConnectionStatus
+from storage.connections import ConnectionRecord, ConnectionStatus, KeySlot
 from storage.credentials import KeyRole
 from storage.outbox import Notice, NoticeKind
 
@@ -174,6 +174,24 @@ def card_buttons(record: ConnectionRecord) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
+def _stored_key(
+    slot: KeySlot,
+    role: KeyRole,
+    venue: Venue,
+    permissions: PermissionSummary,
+    outbound_ips: Sequence[str],
+) -> list[str]:
+    """What a result card says about the key just stored, with advice to make it safer."""
+    lines = [
+        "",
+        f"Permissions: {permission_line(permissions)}",
+        f"{ROLE_TITLE[role]}: <code>{esc(slot.mask)}</code> "
+        "(the secret is stored encrypted and never shown)",
+    ]
+    warnings = key_warnings(permissions, outbound_ips, venue, role)
+    return [*lines, "", *warnings] if warnings else lines
+
+
 def connected_card(
     record: ConnectionRecord,
     venue: Venue,
@@ -186,14 +204,8 @@ def connected_card(
     assert slot is not None
     lines = [
         f"✅ <b>{esc(record.label)}</b> is connected to {esc(venue_title(venue, record.sandbox))}.",
-        "",
-        f"Permissions: {permission_line(permissions)}",
-        f"{ROLE_TITLE[role]}: <code>{esc(slot.mask)}</code> "
-        "(the secret is stored encrypted and never shown)",
+        *_stored_key(slot, role, venue, permissions, outbound_ips),
     ]
-    warnings = key_warnings(permissions, outbound_ips, venue, role)
-    if warnings:
-        lines += ["", *warnings]
     if role is KeyRole.READ:
         offer = (
             "To let Coinwarden trade later, add a separate <b>trade key</b> (trade on, "
@@ -269,15 +281,7 @@ def key_changed(
         lines = [f"✅ The new {name} of {title} checked out and is in place."]
     else:
         lines = [f"✅ {title} now has a {name}."]
-    lines += [
-        "",
-        f"Permissions: {permission_line(permissions)}",
-        f"{ROLE_TITLE[role]}: <code>{esc(slot.mask)}</code> "
-        "(the secret is stored encrypted and never shown)",
-    ]
-    warnings = key_warnings(permissions, outbound_ips, venue, role)
-    if warnings:
-        lines += ["", *warnings]
+    lines += _stored_key(slot, role, venue, permissions, outbound_ips)
     if replaced:
         lines += [
             "",
