@@ -135,7 +135,7 @@ def decide(
                 fix=record.status_fix,
                 exchange_message=record.status_message,
             )
-        elif not (problem.final or not announce or failures >= policy.error_after):
+        elif announce and not problem.final and failures < policy.error_after:
             update = replace(update, status=record.status)  # transient: not an Error yet
     if not announce or update.status is record.status:
         return update, None

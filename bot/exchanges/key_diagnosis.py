@@ -188,7 +188,7 @@ async def check_second_key(
     clock: Clock,
 ) -> SecondKeyCheck:
     """Does the exchange still accept this key, and may it still serve in ``role``?"""
-    name = f"{ROLE_NAMES[role].capitalize()}"
+    name = ROLE_NAMES[role].capitalize()
     calls = CallLog(clock)
     client = new_client(venue, credentials, endpoint=endpoint, sandbox=sandbox, calls=calls)
     try:

@@ -13,6 +13,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.exchanges.catalogue import Venue, get_venue
 from bot.exchanges.diagnosis import Diagnosis
+from bot.exchanges.health import ROLE_NAMES
 from bot.exchanges.key_diagnosis import KeyReport
 from bot.exchanges.permissions import PermissionSummary
 from bot.rules.trading import TradingBlock, trading_block
@@ -30,7 +31,7 @@ def esc(text: object) -> str:
     return html.escape(str(text), quote=False)
 
 
-ROLE_TITLE = {KeyRole.READ: "Read key", KeyRole.TRADE: "Trade key"}
+ROLE_TITLE = {role: name.capitalize() for role, name in ROLE_NAMES.items()}
 
 STATUS_LOOK = {
     ConnectionStatus.CONNECTED: ("🟢", "Connected"),

@@ -33,10 +33,6 @@ class Sweeper:
         self._running = {name: asyncio.Lock() for name in self._sweeps}
         self._after = after
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(self._sweeps)
-
     async def run(self, name: str) -> bool:
         """Run ``name`` now; False (and nothing done) if its previous run has not finished."""
         running = self._running[name]
