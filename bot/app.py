@@ -26,8 +26,10 @@ from bot.handlers.context import SERVICES_KEY, HandlerServices
 from bot.handlers.notices import Notifier
 from bot.handlers.schedule import SWEEPER_KEY, schedule_sweeps
 from bot.redaction import REDACTOR
-from bot.rules.health_sweep import HealthSweep
+from bot.exchanges.prices import PriceFeed
+from bot.rules.balance_sweep import BalanceReader, BalanceSweep
 from bot.rules.reminders import ReminderPolicy, RotationReminders
+from bot.rules.retention import SnapshotRetention
 from bot.rules.sweeps import Sweeper
 from storage.activity import ActivityLog
 from storage.chats import ChatRepository
@@ -35,6 +37,7 @@ from storage.connections import ConnectionRepository
 from storage.database import Database
 from storage.master_key import MasterKeyConfig, open_vault
 from storage.outbox import Outbox
+from storage.snapshots import SnapshotRepository
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -80,8 +83,8 @@ async def open_core(settings: Settings, *, migrate: bool = True) -> Core:
     return Core(database, vault)
 
 
-#: Rotation reminders are about days; checking hourly is plenty.
-REMINDER_SWEEP_PERIOD = timedelta(hours=1)
+#: Rotation reminders are about days, retention about hours; checking hourly is plenty.
+HOURLY = timedelta(hours=1)
 
 
 def build_application(
@@ -97,16 +100,35 @@ def build_application(
         .rate_limiter(AIORateLimiter(max_retries=3))
         .build()
     )
-    health = HealthPolicy(timedelta(seconds=settings.health_check_seconds))
+    health = HealthPolicy(timedelta(seconds=settings.sync_seconds))
+    permission_period = timedelta(seconds=settings.permission_check_seconds)
     repository = ConnectionRepository(core.database, core.vault)
     activity = ActivityLog(core.database)
+    chats = ChatRepository(core.database)
+    snapshots = SnapshotRepository(core.database)
     connections = ConnectionService(
         repository,
         activity,
-        ConnectionPolicy(settings.max_connections_per_chat, settings.exchange_endpoints, health),
+        ConnectionPolicy(
+            settings.max_connections_per_chat,
+            settings.exchange_endpoints,
+            health,
+            permission_period,
+        ),
         REDACTOR,
         clock=clock,
         pool=pool,
+    )
+    reader = BalanceReader(
+        connections,
+        repository,
+        activity,
+        pool,
+        PriceFeed(pool, clock=clock),
+        chats,
+        health,
+        permission_period=permission_period,
+        clock=clock,
     )
     reminders = ReminderPolicy(
         timedelta(days=settings.key_rotation_days),
@@ -115,14 +137,17 @@ def build_application(
     notifier = Notifier(Outbox(core.database), connections, clock)
     application.bot_data[SWEEPER_KEY] = Sweeper(
         [
-            HealthSweep(connections, repository, activity, pool, health, clock=clock),
+            BalanceSweep(reader, repository, pool, chats, clock=clock),
             RotationReminders(repository, reminders, clock=clock),
+            SnapshotRetention(snapshots, clock=clock),
         ],
         after=lambda: notifier.deliver(application.bot),
     )
     application.bot_data[SERVICES_KEY] = HandlerServices(
         connections=connections,
-        chats=ChatRepository(core.database),
+        chats=chats,
+        balances=reader,
+        snapshots=snapshots,
         clock=clock,
         rotate_after_days=settings.key_rotation_days,
         outbound_ips=tuple(settings.outbound_ips),
@@ -155,8 +180,9 @@ async def running_bot(settings: Settings, *, clock: Clock = utc_now) -> AsyncIte
         schedule_sweeps(
             application,
             {
-                HealthSweep.name: timedelta(seconds=settings.health_check_seconds),
-                RotationReminders.name: REMINDER_SWEEP_PERIOD,
+                BalanceSweep.name: timedelta(seconds=settings.sync_seconds),
+                RotationReminders.name: HOURLY,
+                SnapshotRetention.name: HOURLY,
             },
         )
         async with application:

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "COINWARDEN_"
+DEFAULT_SYNC_SECONDS = 60
 
 
 class ConfigError(Exception):
@@ -47,7 +48,9 @@ class Settings(BaseSettings):
     allowed_users: Annotated[list[int], NoDecode] = Field(default_factory=list)
     exchange_endpoints: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     outbound_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    health_check_seconds: int = Field(default=60, ge=1)
+    balance_sync_seconds: int | None = Field(default=None, ge=1)
+    health_check_seconds: int | None = Field(default=None, ge=1)  # the older name of the above
+    permission_check_seconds: int = Field(default=3600, ge=1)
     key_rotation_days: int = Field(default=90, ge=1)
     key_reminder_repeat_days: int = Field(default=30, ge=1)
     max_connections_per_chat: int = Field(default=10, ge=1, le=1000)
@@ -83,6 +86,11 @@ class Settings(BaseSettings):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("use DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return level
+
+    @property
+    def sync_seconds(self) -> int:
+        """The balance read period, which is also the health check period (one signed call)."""
+        return self.balance_sync_seconds or self.health_check_seconds or DEFAULT_SYNC_SECONDS
 
     @property
     def effective_database_url(self) -> str:

@@ -1,9 +1,12 @@
-"""Per-chat state: the kill switch that pauses every automated trading action of a chat."""
+"""Per-chat state: the kill switch that pauses every automated trading action of a chat, and
+the chat's settings (what balances are valued in, what counts as dust)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -17,6 +20,12 @@ from storage.schema import chats
 class PauseState:
     paused: bool
     since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    quote: str = "USD"
+    dust_threshold: Decimal | None = None  # None: the quote currency's default
 
 
 async def ensure_chat(conn: AsyncConnection, is_sqlite: bool, chat_id: int, now: datetime) -> None:
@@ -57,3 +66,44 @@ class ChatRepository:
                 .values(paused=paused, paused_at=now if paused else None)
             )
         return await self.pause_state(chat_id)
+
+    async def settings(self, chat_id: int) -> ChatSettings:
+        return (await self.settings_for([chat_id]))[chat_id]
+
+    async def settings_for(self, chat_ids: Iterable[int]) -> dict[int, ChatSettings]:
+        """Every listed chat's settings (the defaults for a chat with no row yet)."""
+        wanted = set(chat_ids)
+        found = {chat_id: ChatSettings() for chat_id in wanted}
+        if not wanted:
+            return found
+        async with self._db.begin() as conn:
+            rows = await conn.execute(
+                select(chats.c.id, chats.c.quote_currency, chats.c.dust_threshold).where(
+                    chats.c.id.in_(wanted)
+                )
+            )
+            for row in rows:
+                dust = Decimal(row.dust_threshold) if row.dust_threshold is not None else None
+                found[row.id] = ChatSettings(row.quote_currency, dust)
+        return found
+
+    async def update_settings(
+        self,
+        chat_id: int,
+        now: datetime,
+        *,
+        quote: str | None = None,
+        dust_threshold: Decimal | None = None,
+    ) -> ChatSettings:
+        """Change the given settings; a new quote currency resets the dust threshold to its
+        default (a threshold in USD means nothing in BTC)."""
+        values: dict[str, object] = {}
+        if quote is not None:
+            values.update(quote_currency=quote, dust_threshold=None)
+        if dust_threshold is not None:
+            values["dust_threshold"] = format(dust_threshold, "f")
+        async with self._db.begin() as conn:
+            await ensure_chat(conn, self._db.is_sqlite, chat_id, now)
+            if values:
+                await conn.execute(update(chats).where(chats.c.id == chat_id).values(values))
+        return await self.settings(chat_id)

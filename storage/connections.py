@@ -18,6 +18,7 @@ from storage.credentials import Credentials, KeyRole, mask
 from storage.database import Database
 from storage.outbox import Notice, enqueue
 from storage.schema import connections
+from storage.snapshots import Snapshot, insert_snapshot
 from storage.vault import Binding, Vault
 
 
@@ -65,6 +66,8 @@ class ConnectionRecord:
     failure_streak: int = 0
     next_check_at: datetime | None = None
     keys_version: int = 1
+    sync_seconds: int | None = None  # a slower balance read chosen in /settings
+    next_permission_check_at: datetime | None = None
 
     @property
     def reading_role(self) -> KeyRole:
@@ -126,6 +129,8 @@ def _record(row: Any) -> ConnectionRecord:
         failure_streak=row.failure_streak,
         next_check_at=row.next_check_at,
         keys_version=row.keys_version,
+        sync_seconds=row.sync_seconds,
+        next_permission_check_at=row.next_permission_check_at,
     )
 
 
@@ -161,10 +166,12 @@ class ConnectionRepository:
         limit: int,
         now: datetime,
         next_check_at: datetime | None = None,
+        next_permission_check_at: datetime | None = None,
     ) -> ConnectionRecord:
         """Store a checked key as a new connection, atomically with the limit and label checks.
 
-        ``next_check_at`` None makes the connection due for the next health sweep at once.
+        ``next_check_at`` None makes the connection due for the next balance sweep at once;
+        ``next_permission_check_at`` None has its permissions probed on that sweep.
         """
         async with self._db.begin() as conn:
             await ensure_chat(conn, self._db.is_sqlite, chat_id, now)
@@ -192,6 +199,7 @@ class ConnectionRepository:
                     last_ok_at=now,
                     last_sync_at=now,
                     next_check_at=next_check_at,
+                    next_permission_check_at=next_permission_check_at,
                     created_at=now,
                     updated_at=now,
                     **{
@@ -280,6 +288,7 @@ class ConnectionRepository:
         permissions: str,
         now: datetime,
         next_check_at: datetime,
+        next_permission_check_at: datetime | None = None,
     ) -> ConnectionRecord | None:
         """Put a checked key in ``role`` (new or replacing the old one) in one transaction.
 
@@ -307,6 +316,7 @@ class ConnectionRepository:
                     status_at=now,
                     failure_streak=0,
                     next_check_at=next_check_at,
+                    next_permission_check_at=next_permission_check_at,
                     last_sync_at=now,
                     last_ok_at=now,
                     updated_at=now,
@@ -327,8 +337,11 @@ class ConnectionRepository:
         keys_version: int,
         decide: Callable[[ConnectionRecord], tuple[HealthUpdate, Notice | None]],
         now: datetime,
+        snapshot: Snapshot | None = None,
+        next_permission_check_at: datetime | None = None,
     ) -> bool:
-        """Store what a check found, with its notice, in one transaction.
+        """Store what a check found, with its notice and the balance it read, in one
+        transaction (``next_permission_check_at``: the permissions were probed too).
 
         ``decide`` turns the connection as it is *now* (read inside the transaction) into its
         next state and the notice owed, so a transition is announced once even when /check and
@@ -364,6 +377,8 @@ class ConnectionRepository:
             for role, flags in (update_to.permissions or {}).items():
                 if current.key(role) is not None:
                     values[f"{role}_permissions"] = flags
+            if next_permission_check_at is not None:
+                values["next_permission_check_at"] = next_permission_check_at
             # The version again, in the write itself: a replacement committed since the read
             # (SQLite reads outside the write transaction) makes this outcome stale.
             written = await conn.execute(
@@ -375,7 +390,24 @@ class ConnectionRepository:
                 return False
             if notice is not None:
                 await enqueue(conn, notice, now)
+            if snapshot is not None:
+                await insert_snapshot(conn, snapshot)
         return True
+
+    async def set_sync_seconds(
+        self, chat_id: int, connection_id: int, seconds: int | None, now: datetime
+    ) -> ConnectionRecord | None:
+        """Choose how often the connection's balance is read (None: the bot's period); the
+        next read moves accordingly."""
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                update(connections)
+                .where(connections.c.id == connection_id, connections.c.chat_id == chat_id)
+                .values(sync_seconds=seconds, updated_at=now)
+            )
+            if result.rowcount == 0:
+                return None
+        return await self.get(chat_id, connection_id)
 
     async def due_for_check(self, now: datetime, limit: int) -> list[ConnectionRecord]:
         """Connections whose health check is due, the longest-waiting first."""

@@ -58,6 +58,9 @@ chats = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("paused", Boolean, nullable=False, server_default="0"),
     Column("paused_at", UTCDateTime(), nullable=True),
+    # What balances are valued in, and below which value an asset is rolled into "dust".
+    Column("quote_currency", String(8), nullable=False, server_default="USD"),
+    Column("dust_threshold", String(40), nullable=True),  # a decimal; None = the quote's default
 )
 
 # Secret columns hold vault tokens (`v1.<key id>.<nonce>.<ciphertext>`), never clear text.
@@ -107,6 +110,10 @@ connections = Table(
     Column("last_ok_at", UTCDateTime(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # A slower balance read than the bot's period, chosen in /settings (None = the default).
+    Column("sync_seconds", Integer, nullable=True),
+    # The permission probe (withdraw drift) runs on its own, slower cadence.
+    Column("next_permission_check_at", UTCDateTime(), nullable=True),
     UniqueConstraint("chat_id", "label", name="uq_connections_chat_label"),
 )
 
@@ -150,4 +157,29 @@ notifications = Table(
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("done_at", UTCDateTime(), nullable=True),
     Index("ix_notifications_state_id", "state", "id"),
+)
+
+# Balance snapshots: one row per successful read of a connection. ``assets`` is compact JSON
+# (per asset: free, used, price, value, how it was priced); amounts are decimal strings.
+# ``tier`` says how far the row has been downsampled: 0 every read, 1 hourly, 2 daily.
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "connection_id",
+        Integer,
+        ForeignKey("connections.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("chat_id", BigInteger, nullable=False),
+    Column("taken_at", UTCDateTime(), nullable=False),
+    Column("quote", String(8), nullable=False),
+    Column("total_value", String(40), nullable=True),  # the priced assets' sum
+    Column("unpriced", Integer, nullable=False, server_default="0"),  # assets with no price
+    Column("tier", Integer, nullable=False, server_default="0"),
+    Column("assets", Text, nullable=False),
+    Column("extra", Text, nullable=True),  # venue-specific figures (futures margin), JSON
+    Index("ix_snapshots_connection_taken", "connection_id", "taken_at"),
+    Index("ix_snapshots_tier_taken", "tier", "taken_at"),
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from bot.clock import Clock, utc_now
 from bot.exchanges.catalogue import Venue, get_venue
@@ -35,6 +36,9 @@ class ConnectionPolicy:
     max_per_chat: int
     endpoints: Mapping[str, str]
     health: HealthPolicy
+    # How often each key's permissions are probed again (withdraw drift); a new key was
+    # probed when it was checked.
+    permission_period: timedelta = timedelta(hours=1)
 
 
 def first_key_role(venue: Venue, permissions: PermissionSummary) -> KeyRole:
@@ -145,6 +149,7 @@ class ConnectionService:
             limit=self._policy.max_per_chat,
             now=now,
             next_check_at=now + self._policy.health.period,
+            next_permission_check_at=now + self._policy.permission_period,
         )
         await self._activity.record(
             record.id,
@@ -185,6 +190,7 @@ class ConnectionService:
             permissions=accepted.permissions.to_flags(),
             now=now,
             next_check_at=now + self._policy.health.period,
+            next_permission_check_at=now + self._policy.permission_period,
         )
         if record is None:
             return None
@@ -269,6 +275,7 @@ class ConnectionService:
             keys_version=record.keys_version,
             decide=lambda current: decide(current, seen, self._policy.health, now, announce=False),
             now=now,
+            next_permission_check_at=now + self._policy.permission_period if permissions else None,
         )
         updated = await self._repo.get(chat_id, connection_id)
         return (updated or record), report

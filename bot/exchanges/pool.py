@@ -201,6 +201,7 @@ class ClientPool:
         self._clock = clock
         self._timeout_ms = timeout_ms
         self._clients: dict[tuple[int, KeyRole], _Pooled] = {}
+        self._public: dict[MarketKey, ccxt.Exchange] = {}
         self._building: dict[tuple[int, KeyRole], asyncio.Task[_Pooled]] = {}
         self._tls: ssl.SSLContext | None = None
         self._closed = False
@@ -259,6 +260,29 @@ class ClientPool:
         finally:
             del self._building[slot]
 
+    async def public(self, venue_id: str, sandbox: bool) -> ccxt.Exchange:
+        """A keyless client of the venue for public data (tickers), one per market key, with
+        the shared markets; no account data can ever reach it."""
+        key = MarketKey(venue_id, self._endpoints.get(venue_id), sandbox)
+        client = self._public.get(key)
+        if client is not None:
+            return client
+        if self._closed:
+            raise RuntimeError("the client pool is closed")
+        await self.markets.load(key)
+        client = self._public.get(key)  # built by a concurrent first call meanwhile
+        if client is None:
+            client = new_client(
+                get_venue(venue_id),
+                endpoint=key.endpoint,
+                sandbox=sandbox,
+                timeout_ms=self._timeout_ms,
+            )
+            self._share_tls(client)
+            self.markets.share(key, client)
+            self._public[key] = client
+        return client
+
     def _share_tls(self, client: ccxt.Exchange) -> None:
         """One TLS context for all clients, built as ccxt builds its own on first request.
 
@@ -309,6 +333,11 @@ class ClientPool:
         clients = list(self._clients.values())
         self._clients.clear()
         await self._close(clients)
+        public = list(self._public.items())
+        self._public.clear()
+        for key, client in public:
+            self.markets.release(key, client)
+        await asyncio.gather(*(client.close() for _, client in public), return_exceptions=True)
         await self.markets.close()
 
     async def _close(self, pooled: Iterable[_Pooled]) -> None:

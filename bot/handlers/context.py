@@ -9,7 +9,9 @@ from telegram.ext import ContextTypes
 
 from bot.clock import Clock
 from bot.exchanges.connections import ConnectionService
+from bot.rules.balance_sweep import BalanceReader
 from storage.chats import ChatRepository
+from storage.snapshots import SnapshotRepository
 
 SERVICES_KEY = "coinwarden.services"
 
@@ -18,6 +20,8 @@ SERVICES_KEY = "coinwarden.services"
 class HandlerServices:
     connections: ConnectionService
     chats: ChatRepository
+    balances: BalanceReader
+    snapshots: SnapshotRepository
     clock: Clock
     rotate_after_days: int
     outbound_ips: Sequence[str]

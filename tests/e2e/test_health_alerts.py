@@ -26,7 +26,7 @@ def alerts(chat: ChatDriver, words: str) -> list[str]:
 async def sweep(app: Application, clock: ManualClock, **later: float) -> None:
     """Let time pass, then run the health sweep as its next tick would (and deliver)."""
     clock.advance(**later)
-    assert await sweeper_of(app).run("health")
+    assert await sweeper_of(app).run("balance")
 
 
 async def connected(world: World, chat: ChatDriver, **flags: bool) -> DemoKey:
@@ -65,19 +65,19 @@ async def test_transient_failures_flip_to_error_only_on_the_third_then_recover(
     async with start_bot(clock=clock) as app:
         await connected(world, alice)
         for _ in range(2):
-            world.binance.fail_next(status=status)
+            world.binance.fail_next(2, status=status)  # its ticker call and the read
             await sweep(app, clock, minutes=10)
         assert alerts(alice, "Error") == []
         await alice.send("/connections")
         card = await alice.reply("Status")
         assert "Connected" in card.text and "The last check failed" in card.text
 
-        world.binance.fail_next(status=status)
+        world.binance.fail_next(2, status=status)  # its ticker call and the read
         await sweep(app, clock, minutes=10)
         error = alerts(alice, ": Error")
         assert len(error) == 1 and "I keep checking" in error[0]
 
-        world.binance.fail_next(status=status)  # still down: no new message
+        world.binance.fail_next(2, status=status)  # its ticker call and the read  # still down: no new message
         await sweep(app, clock, minutes=10)
         await sweep(app, clock, minutes=10)
     assert len(alerts(alice, ": Error")) == 1

@@ -1,4 +1,4 @@
-"""The health sweep against real local venue servers and a real SQLite file, on a manual clock.
+"""The balance sweep's health semantics against real local venue servers and a real SQLite file, on a manual clock.
 
 Faults are injected on the venue (5xx, a held response, 429, a revoked key, a key that gains
 the withdraw right); what the chat is told is read from the outbox, what the venue saw from its
@@ -19,7 +19,8 @@ from bot.exchanges.health import HealthPolicy
 from bot.exchanges.key_check import KeyAccepted
 from bot.exchanges.pool import ClientPool, MarketKey
 from bot.redaction import SecretRedactor
-from bot.rules.health_sweep import HealthSweep
+from bot.exchanges.prices import PriceFeed
+from bot.rules.balance_sweep import BalanceReader, BalanceSweep
 from bot.rules.sweeps import Sweeper
 from bot.rules.throttle import VenueBudgets, VenueThrottle
 from bot.sandbox.exchanges import (
@@ -31,6 +32,7 @@ from bot.sandbox.exchanges import (
     VenueServer,
 )
 from storage.activity import ActivityLog
+from storage.chats import ChatRepository
 from storage.connections import ConnectionRecord, ConnectionRepository, ConnectionStatus
 from storage.credentials import Credentials, KeyRole
 from storage.database import Database
@@ -47,10 +49,11 @@ T0 = datetime(2026, 2, 9, 10, 0, tzinfo=UTC)
 PERIOD = timedelta(minutes=5)
 POLICY = HealthPolicy(PERIOD)
 CHAT = 4242
-#: The one signed call a health check makes per key: the venue's permission probe.
-PROBE = {
-    "binance": "/sapi/v1/account/apiRestrictions",
-    "okx": "/api/v5/account/config",
+PERMISSION_PERIOD = timedelta(hours=1)
+#: The one signed call a sweep makes per connection: its balance read.
+READ = {
+    "binance": "/api/v3/account",
+    "okx": "/api/v5/account/balance",
 }
 
 
@@ -89,14 +92,20 @@ class Stack:
             clock=clock,
             pool=self.pool,
         )
-        self.sweep = HealthSweep(
+        chats = ChatRepository(database)
+        self.reader = BalanceReader(
             self.service,
             self.repo,
             self.activity,
             self.pool,
+            PriceFeed(self.pool, clock=clock),
+            chats,
             POLICY,
-            budgets=OneLane(),
+            permission_period=PERMISSION_PERIOD,
             clock=clock,
+        )
+        self.sweep = BalanceSweep(
+            self.reader, self.repo, self.pool, chats, budgets=OneLane(), clock=clock
         )
 
     async def get(self, record: ConnectionRecord) -> ConnectionRecord:
@@ -146,8 +155,10 @@ async def store(
     label: str,
     *,
     next_check_at: datetime | None = None,
+    next_permission_check_at: datetime | None = T0 + PERMISSION_PERIOD,
 ) -> tuple[ConnectionRecord, DemoKey]:
-    """A read key issued on the venue, stored as a connection (due at once unless told)."""
+    """A read key issued on the venue, stored as a connection (due at once unless told), its
+    permissions probed as it was connected."""
     key = server.issue_key(
         DemoPermissions(read=True), with_passphrase=get_venue(server.venue_id).needs_passphrase
     )
@@ -162,13 +173,19 @@ async def store(
         limit=20,
         now=T0,
         next_check_at=next_check_at,
+        next_permission_check_at=next_permission_check_at,
     )
     return record, key
 
 
-def probes(server: VenueServer) -> list[int]:
-    """The HTTP statuses of the permission probes the venue has answered, in order."""
-    return [r.status for r in server.request_log if r.path == PROBE[server.venue_id]]
+def down(server: VenueServer, status: int) -> None:
+    """The venue fails the next sweep's calls: its one ticker call, then the balance read."""
+    server.fail_next(2, status=status)
+
+
+def reads(server: VenueServer) -> list[int]:
+    """The HTTP statuses of the balance reads the venue has answered, in order."""
+    return [r.status for r in server.request_log if r.path == READ[server.venue_id]]
 
 
 async def transitions(database: Database) -> list[tuple[int | None, str, str]]:
@@ -210,7 +227,7 @@ async def test_faults_then_recovery_give_one_notice_per_transition(
     assert (healthy.status, healthy.failure_streak) == (CONNECTED, 0)
     assert healthy.next_check_at == T0 + PERIOD
 
-    binance.fail_next(1, status=503)
+    down(binance, 503)
     first = await check_at(5)
     assert (first.status, first.failure_streak, first.next_check_at) == (
         CONNECTED,
@@ -218,7 +235,7 @@ async def test_faults_then_recovery_give_one_notice_per_transition(
         T0 + timedelta(minutes=10),
     )
     assert await check_at(7) == first  # not due: the venue is not called
-    assert len(probes(binance)) == 2
+    assert len(reads(binance)) == 2
 
     binance.set_delay(2.0)  # longer than the client's 500 ms timeout
     second = await check_at(10)
@@ -229,9 +246,9 @@ async def test_faults_then_recovery_give_one_notice_per_transition(
         T0 + timedelta(minutes=20),  # backoff: two periods
     )
     await check_at(19)
-    assert len(probes(binance)) == 3 and await transitions(database) == []
+    assert len(reads(binance)) == 3 and await transitions(database) == []
 
-    binance.fail_next(1, status=429)
+    down(binance, 429)
     third = await check_at(20)
     assert (third.status, third.failure_streak, third.next_check_at) == (
         ERROR,
@@ -264,7 +281,7 @@ async def test_faults_then_recovery_give_one_notice_per_transition(
         (record.id, "error", "reauth"),
         (record.id, "reauth", "connected"),
     ]
-    statuses = probes(binance)
+    statuses = reads(binance)
     assert len(statuses) == 7
     assert [statuses[i] for i in (0, 1, 3, 4, 5, 6)] == [200, 503, 429, 401, 200, 200]
 
@@ -288,7 +305,7 @@ async def test_every_venue_walks_the_same_states_error_reauth_and_back(
 
         seen = []
         for _ in range(3):
-            server.fail_next(1, status=503)
+            down(server, 503)
             seen.append(await check())
         assert seen == [CONNECTED, CONNECTED, ERROR]
         server.revoke_key(key.api_key)
@@ -302,8 +319,8 @@ async def test_every_venue_walks_the_same_states_error_reauth_and_back(
         (record.id, "error", "reauth"),
         (record.id, "reauth", "connected"),
     ]
-    assert probes(server)[:3] == [503, 503, 503]
-    assert len(probes(server)) == 5
+    assert reads(server)[:3] == [503, 503, 503]
+    assert len(reads(server)) == 5
     notices = repr(await Outbox(database).pending())
     credentials = Credentials(key.api_key, key.secret, key.passphrase)
     assert all(secret not in notices for secret in credentials.secrets())
@@ -314,7 +331,7 @@ async def test_a_key_that_gains_the_right_to_move_funds_out_flips_to_reauth(
     flag: str, database: Database, binance: BinanceServer, stacks: MakeStack
 ) -> None:
     stack = stacks(binance)
-    record, key = await store(stack, binance, "Main")
+    record, key = await store(stack, binance, "Main", next_permission_check_at=None)
     binance.set_permissions(key.api_key, **{flag: True})
 
     await stack.sweep.run()
@@ -340,14 +357,14 @@ async def test_a_rate_limited_venue_gets_no_more_calls_in_that_run(
     other, _ = await store(stack, okx, "O")
     await stack.sweep.run()  # all healthy; markets loaded
     clock.advance(minutes=5)
-    binance.fail_next(1, status=429)
+    down(binance, 429)
 
     await stack.sweep.run()
 
     report = stack.sweep.last_report
-    assert len(probes(binance)) == 3 + 1
-    assert probes(binance)[-1] == 429
-    assert len(probes(okx)) == 2 and other.id in report.checked
+    assert len(reads(binance)) == 3 + 1
+    assert reads(binance)[-1] == 429
+    assert len(reads(okx)) == 2 and other.id in report.checked
     after = {r.id: await stack.get(r) for r in records}
     [limited] = [r for r in after.values() if r.failure_streak == 1]
     left = sorted(r.id for r in after.values() if r.id != limited.id)
@@ -362,7 +379,7 @@ async def test_a_rate_limited_venue_gets_no_more_calls_in_that_run(
     await stack.sweep.run()  # the next run, same minute: just the ones left over
 
     assert sorted(stack.sweep.last_report.checked) == left
-    assert len(probes(binance)) == 4 + 2 and len(probes(okx)) == 2
+    assert len(reads(binance)) == 4 + 2 and len(reads(okx)) == 2
 
 
 async def test_a_restart_in_the_middle_of_a_sweep_repeats_nothing_and_loses_nothing(
@@ -389,7 +406,7 @@ async def test_a_restart_in_the_middle_of_a_sweep_repeats_nothing_and_loses_noth
     await after.sweep.run()
 
     assert after.sweep.last_report.checked == [slow.id]
-    assert len(probes(binance)) == 1  # the finished check was not made again
+    assert len(reads(binance)) == 1  # the finished check was not made again
     assert (await after.get(slow)).status is REAUTH
     assert await transitions(database) == [
         (fast.id, "connected", "reauth"),
@@ -411,20 +428,20 @@ async def test_a_sweep_that_overruns_its_tick_is_skipped_not_piled_up(
     sweeper = Sweeper([stack.sweep], after=delivered)
     binance.set_delay(0.1)
 
-    first = asyncio.create_task(sweeper.run("health"))
+    first = asyncio.create_task(sweeper.run("balance"))
     await asyncio.sleep(0)  # the first run has started and holds its lock
     ticks = []
     for _ in range(3):
         clock.advance(minutes=1)
-        ticks.append(await sweeper.run("health"))
+        ticks.append(await sweeper.run("balance"))
 
     assert ticks == [False, False, False]
     assert await first is True
-    assert len(probes(binance)) == 2  # one check per connection, not one per tick
+    assert len(reads(binance)) == 2  # one check per connection, not one per tick
     assert len(finished) == 1
     binance.set_delay(0)
-    assert await sweeper.run("health") is True  # once done, the next tick runs
-    assert len(probes(binance)) == 2  # (nothing is due yet)
+    assert await sweeper.run("balance") is True  # once done, the next tick runs
+    assert len(reads(binance)) == 2  # (nothing is due yet)
 
 
 async def test_a_key_replaced_while_its_check_is_in_flight_keeps_its_new_state(
@@ -451,7 +468,7 @@ async def test_a_key_replaced_while_its_check_is_in_flight_keeps_its_new_state(
     )
     await run
 
-    assert probes(binance) == [401]  # the old key was checked and refused...
+    assert reads(binance) == [401]  # the old key was checked and refused...
     assert stack.sweep.last_report.skipped == [record.id]
     assert await stack.get(record) == rotated  # ...and that verdict was dropped
     assert rotated is not None and (rotated.keys_version, rotated.status) == (2, CONNECTED)
@@ -493,7 +510,7 @@ async def test_a_key_rotated_through_the_service_mid_check_is_checked_fresh_next
     current = await stack.get(record)
     assert stack.sweep.last_report.checked == [record.id]
     assert (current.status, current.failure_streak, current.keys_version) == (CONNECTED, 0, 2)
-    assert probes(binance)[-1] == 200  # the new key, on a new client
+    assert reads(binance)[-1] == 200  # the new key, on a new client
     assert await transitions(database) == []
 
 
@@ -518,7 +535,7 @@ async def test_a_connection_revoked_mid_check_is_skipped_without_error(
     assert sorted(stack.sweep.last_report.skipped) == sorted(r.id for r in records)
     assert await stack.repo.list_for_chat(CHAT) == []
     assert await Outbox(database).pending() == []
-    assert len(probes(binance)) <= 1  # the second connection's key was never used
+    assert len(reads(binance)) <= 1  # the second connection's key was never used
 
 
 async def test_every_check_call_lands_in_the_connection_activity_log(
@@ -528,13 +545,13 @@ async def test_every_check_call_lands_in_the_connection_activity_log(
     record, key = await store(stack, binance, "Main")
     for fault in (None, 503, None, 429):
         if fault:
-            binance.fail_next(1, status=fault)
+            down(binance, fault)
         await stack.sweep.run()
         clock.advance(minutes=10)  # due again, whatever the backoff
 
     entries = await stack.activity.recent(record.id, limit=50)
-    logged = [e for e in reversed(entries) if e.endpoint == f"GET {PROBE['binance']}"]
-    assert [entry.http_status for entry in logged] == probes(binance) == [200, 503, 200, 429]
+    logged = [e for e in reversed(entries) if e.endpoint == f"GET {READ['binance']}"]
+    assert [entry.http_status for entry in logged] == reads(binance) == [200, 503, 200, 429]
     assert [entry.outcome for entry in logged] == ["ok", "error", "ok", "error"]
     assert [entry.error_class for entry in logged][::2] == [None, None]
     assert all(entry.error_class for entry in logged[1::2])
@@ -559,5 +576,5 @@ async def test_a_fresh_sweep_over_the_same_database_takes_exactly_the_due_connec
 
     assert sorted(first.sweep.last_report.checked) == sorted([never.id, overdue.id, due_now.id])
     assert again.sweep.last_report.checked == []
-    assert len(probes(binance)) == 3
+    assert len(reads(binance)) == 3
     assert (await again.get(later)).last_sync_at == T0  # as stored, never checked

@@ -12,7 +12,8 @@ def test_defaults() -> None:
     assert settings.telegram_api_url == "https://api.telegram.org/bot"
     assert settings.data_dir == Path("data")
     assert settings.effective_database_url == "sqlite+aiosqlite:///data/coinwarden.db"
-    assert settings.health_check_seconds == 60
+    assert settings.sync_seconds == 60
+    assert settings.permission_check_seconds == 3600
     assert settings.max_connections_per_chat == 10
     assert settings.exchange_endpoints == {} and settings.allowed_users == []
 
@@ -67,3 +68,8 @@ def test_an_unwritable_data_dir_names_the_variable(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(ConfigError, match="COINWARDEN_DATA_DIR"):
         load_settings(data_dir=blocker / "sub").ensure_data_dir()
+
+
+def test_the_balance_period_takes_the_older_health_check_name_too() -> None:
+    assert load_settings(health_check_seconds=7).sync_seconds == 7
+    assert load_settings(balance_sync_seconds=9, health_check_seconds=7).sync_seconds == 9
