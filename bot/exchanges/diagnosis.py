@@ -45,6 +45,12 @@ def exchange_message(exc: BaseException) -> str | None:
                     text = value if isinstance(value, str) else "; ".join(map(str, value))
                     break
     text = re.sub(r"https?://\S+", "", text).strip()
+    if re.search(r"<!doctype|<html", text, re.IGNORECASE):
+        # A web page (a gateway's or a 404's): its heading says all a user can use.
+        page = re.search(r"<h\d>([^<]+)</h\d>", text, re.IGNORECASE) or re.search(
+            r"<title>([^<]+)</title>", text, re.IGNORECASE
+        )
+        return page.group(1).strip()[:EXCHANGE_MESSAGE_LIMIT] if page is not None else None
     return text[:EXCHANGE_MESSAGE_LIMIT] or None
 
 

@@ -117,3 +117,13 @@ def test_the_exchange_message_drops_urls_and_prefixes() -> None:
         exchange_message(ccxt.AuthenticationError('x {"code":1,"msg":"Invalid key"}'))
         == "Invalid key"
     )
+
+
+def test_a_web_page_from_the_exchange_is_reduced_to_its_heading() -> None:
+    page = (
+        "binance GET https://api.binance.com/api/v3/openOrders 404 Not Found <!DOCTYPE html>\n"
+        "<html><head><title>Binance</title></head><body><h3>404 Not Found</h3><p>Sorry!</p>"
+    )
+    assert exchange_message(ccxt.ExchangeNotAvailable(page)) == "404 Not Found"
+    bare = "okx GET https://www.okx.com 502 <html><body>upstream</body></html>"
+    assert exchange_message(ccxt.ExchangeNotAvailable(bare)) is None
