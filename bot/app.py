@@ -18,15 +18,16 @@ from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from bot import handlers
 from bot.clock import Clock, utc_now
 from bot.config import Settings
+from bot.exchanges.account_reads import AccountReader
 from bot.exchanges.connections import ConnectionPolicy, ConnectionService
 from bot.exchanges.health import HealthPolicy
 from bot.exchanges.pool import ClientPool
+from bot.exchanges.prices import PriceFeed
 from bot.handlers.commands import bot_commands
 from bot.handlers.context import SERVICES_KEY, HandlerServices
 from bot.handlers.notices import Notifier
 from bot.handlers.schedule import SWEEPER_KEY, schedule_sweeps
 from bot.redaction import REDACTOR
-from bot.exchanges.prices import PriceFeed
 from bot.rules.balance_sweep import BalanceReader, BalanceSweep
 from bot.rules.reminders import ReminderPolicy, RotationReminders
 from bot.rules.retention import SnapshotRetention
@@ -147,6 +148,7 @@ def build_application(
         connections=connections,
         chats=chats,
         balances=reader,
+        accounts=AccountReader(connections, pool, activity, snapshots),
         snapshots=snapshots,
         clock=clock,
         rotate_after_days=settings.key_rotation_days,

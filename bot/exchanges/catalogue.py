@@ -73,6 +73,8 @@ VENUES: dict[str, Venue] = {
                     "fetchMarkets": {"types": ["spot"]},
                     "fetchCurrencies": False,
                     "fetchMargins": False,
+                    # /orders asks for every market at once (weight 80, on request only).
+                    "warnOnFetchOpenOrdersWithoutSymbol": False,
                 }
             ),
         ),
@@ -93,7 +95,9 @@ VENUES: dict[str, Venue] = {
             ),
             # Currencies are a signed /sapi call we do not need. No testnet: ccxt no longer
             # supports Binance's futures testnet (it points to demo trading instead).
-            ccxt_options=MappingProxyType({"fetchCurrencies": False}),
+            ccxt_options=MappingProxyType(
+                {"fetchCurrencies": False, "warnOnFetchOpenOrdersWithoutSymbol": False}
+            ),
         ),
         Venue(
             id="coinbase",

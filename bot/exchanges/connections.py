@@ -202,6 +202,12 @@ class ConnectionService:
         )
         return record
 
+    async def set_sync_seconds(
+        self, chat_id: int, connection_id: int, seconds: int | None
+    ) -> ConnectionRecord | None:
+        """A slower balance read for one connection (None: the bot's period)."""
+        return await self._repo.set_sync_seconds(chat_id, connection_id, seconds, self._clock())
+
     async def list_for_chat(self, chat_id: int) -> list[ConnectionRecord]:
         return await self._repo.list_for_chat(chat_id)
 

@@ -5,7 +5,19 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, MessageHandler, TypeHandler, filters
 
-from bot.handlers import activity, check, connect, connections, pause, revoke, start
+from bot.handlers import (
+    account,
+    activity,
+    balance,
+    check,
+    connect,
+    connections,
+    pause,
+    portfolio,
+    revoke,
+    settings,
+    start,
+)
 from bot.handlers.access import gate_allowed_users, stray_text
 from bot.handlers.errors import on_error
 
@@ -23,6 +35,10 @@ def register(application: Application) -> None:
         *check.handlers(),
         *activity.handlers(),
         *pause.handlers(),
+        *balance.handlers(),
+        *portfolio.handlers(),
+        *account.handlers(),
+        *settings.handlers(),
     ):
         application.add_handler(handler)
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, stray_text))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from telegram.ext import ContextTypes
 
 from bot.clock import Clock
+from bot.exchanges.account_reads import AccountReader
 from bot.exchanges.connections import ConnectionService
 from bot.rules.balance_sweep import BalanceReader
 from storage.chats import ChatRepository
@@ -21,6 +22,7 @@ class HandlerServices:
     connections: ConnectionService
     chats: ChatRepository
     balances: BalanceReader
+    accounts: AccountReader
     snapshots: SnapshotRepository
     clock: Clock
     rotate_after_days: int

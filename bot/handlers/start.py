@@ -15,6 +15,8 @@ from bot.handlers.render import EXPIRED_BUTTON
 WELCOME = (
     "👋 <b>Coinwarden</b> keeps an eye on your exchange accounts from this chat.\n\n"
     "• /connect an exchange with an API key, then see it in /connections.\n"
+    "• /balance and /portfolio show what you hold on every exchange, valued in your currency "
+    "(/settings), with a chart.\n"
     "• Keys that can <b>withdraw</b> are refused: I never need to move your money out.\n"
     "• Keys are encrypted (AES-256-GCM) and bound to this chat; no other chat can see or use "
     "them.\n"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -140,13 +140,19 @@ class BalanceReader:
         return 1 + (len(record.roles) if self.probe_due(record, now) else 0)
 
     async def read(
-        self, record: ConnectionRecord, settings: ChatSettings, *, live: bool = False
+        self,
+        record: ConnectionRecord,
+        settings: ChatSettings,
+        *,
+        live: bool = False,
+        priced: Awaitable[object] | None = None,
     ) -> ReadOutcome | None:
         """Read, value and record one connection; None if it went away meanwhile.
 
         ``live`` is a read the user asked for (Refresh): they see the outcome at once, so a
         failure is shown to them rather than recorded (the sweep judges health), and a
-        success is recorded without a notice.
+        success is recorded without a notice. ``priced`` is awaited before the valuation: a
+        ticker call that runs alongside the balance read.
         """
         venue = get_venue(record.venue)
         probe_due = self.probe_due(record, self._clock())
@@ -169,6 +175,8 @@ class BalanceReader:
             seen = replace(seen, problem=self._connections.scrubbed(seen.problem))
         snapshot = None
         if holdings is not None:
+            if priced is not None:
+                await priced
             valuation = value_holdings(
                 holdings, self.prices.view(), settings.quote, source_of(record)
             )
@@ -197,9 +205,16 @@ class BalanceReader:
             for connection_id in connection_ids
             if (record := await self._repo.get(chat_id, connection_id)) is not None
         ]
-        await asyncio.gather(*(self.prices.refresh(s) for s in {source_of(r) for r in records}))
         settings = await self._chats.settings(chat_id)
-        outcomes = await asyncio.gather(*(self.read(r, settings, live=True) for r in records))
+        # Tickers and balances at once: a Refresh takes about one round trip, not two.
+        tickers = {
+            source: asyncio.ensure_future(self.prices.refresh(source))
+            for source in {source_of(r) for r in records}
+        }
+        outcomes = await asyncio.gather(
+            *(self.read(r, settings, live=True, priced=tickers[source_of(r)]) for r in records)
+        )
+        await asyncio.gather(*tickers.values())
         return {
             record.id: outcome
             for record, outcome in zip(records, outcomes, strict=True)

@@ -319,7 +319,7 @@ class Session:
             case Sweep():
                 await self.sweep()
             case Help():
-                seconds = self.world.settings.health_check_seconds
+                seconds = self.world.settings.sync_seconds
                 self.console.show(help_text(list(self.world.venues), seconds))
             case Mistake(message):
                 self.note(message)
@@ -471,8 +471,9 @@ class Session:
         self.note(f"→ {name} answers its next {requests} with 503, as during maintenance")
 
     async def sweep(self) -> None:
-        """Run the health sweep now; its messages are sent before it returns. Says what it
-        checked, since a check that changes nothing makes the bot say nothing."""
+        """Run the balance sweep (each read is also a health check) now; its messages are sent
+        before it returns. Says what it checked, since a check that changes nothing makes the
+        bot say nothing."""
         services = self.world.application.bot_data[SERVICES_KEY]
         assert isinstance(services, HandlerServices)
         before = {r.id: r for r in await services.connections.list_for_chat(self.chat.chat_id)}
@@ -480,12 +481,12 @@ class Session:
             self.note("no connections to check yet: /connect one first")
             return
         try:
-            ran = await sweeper_of(self.world.application).run("health")
+            ran = await sweeper_of(self.world.application).run("balance")
         except Exception:
-            log.exception("the health sweep started by :sweep failed")  # noticed on screen
+            log.exception("the balance sweep started by :sweep failed")  # noticed on screen
             return
         if not ran:
-            self.note("the scheduled health sweep is running right now; its messages print here")
+            self.note("the scheduled balance sweep is running right now; its messages print here")
             return
         after = await services.connections.list_for_chat(self.chat.chat_id)
         now = services.clock()
@@ -501,7 +502,7 @@ class Session:
 
     def health_policy(self) -> HealthPolicy:
         """The bot's policy, from the same setting the bot reads."""
-        return HealthPolicy(timedelta(seconds=self.world.settings.health_check_seconds))
+        return HealthPolicy(timedelta(seconds=self.world.settings.sync_seconds))
 
     def health_summary(
         self, then: ConnectionRecord, record: ConnectionRecord, now: datetime

@@ -77,7 +77,9 @@ async def test_transient_failures_flip_to_error_only_on_the_third_then_recover(
         error = alerts(alice, ": Error")
         assert len(error) == 1 and "I keep checking" in error[0]
 
-        world.binance.fail_next(2, status=status)  # its ticker call and the read  # still down: no new message
+        world.binance.fail_next(
+            2, status=status
+        )  # its ticker call and the read  # still down: no new message
         await sweep(app, clock, minutes=10)
         await sweep(app, clock, minutes=10)
     assert len(alerts(alice, ": Error")) == 1
@@ -97,14 +99,19 @@ async def test_a_connection_not_due_is_not_called(
         assert len(world.binance.request_log) > calls
 
 
-async def test_a_key_that_gains_the_withdraw_right_is_flagged_at_once(
+async def test_a_key_that_gains_the_withdraw_right_is_flagged_at_its_next_permission_probe(
     world: World, start_bot: Callable[..., Any], alice: ChatDriver
 ) -> None:
+    """Balance reads every period (one signed call each); the permission probe hourly."""
     clock = ManualClock()
     async with start_bot(clock=clock) as app:
         key = await connected(world, alice)
         world.binance.set_permissions(key.api_key, read=True, withdraw=True)
         await sweep(app, clock, minutes=2)
+        probe = "/sapi/v1/account/apiRestrictions"
+        probes = [r for r in world.binance.request_log if r.path == probe]
+        assert len(probes) == 1  # the check at /connect only
+        await sweep(app, clock, minutes=60)
         alert = await alice.reply("Re-auth needed")
         assert "can now move funds out" in alert.text
         assert "Delete this key on the exchange now" in alert.text

@@ -1,4 +1,5 @@
-"""The balance sweep's health semantics against real local venue servers and a real SQLite file, on a manual clock.
+"""The balance sweep's health semantics against real local venue servers and a real SQLite
+file, on a manual clock.
 
 Faults are injected on the venue (5xx, a held response, 429, a revoked key, a key that gains
 the withdraw right); what the chat is told is read from the outbox, what the venue saw from its
@@ -18,8 +19,8 @@ from bot.exchanges.connections import ConnectionPolicy, ConnectionService
 from bot.exchanges.health import HealthPolicy
 from bot.exchanges.key_check import KeyAccepted
 from bot.exchanges.pool import ClientPool, MarketKey
-from bot.redaction import SecretRedactor
 from bot.exchanges.prices import PriceFeed
+from bot.redaction import SecretRedactor
 from bot.rules.balance_sweep import BalanceReader, BalanceSweep
 from bot.rules.sweeps import Sweeper
 from bot.rules.throttle import VenueBudgets, VenueThrottle
