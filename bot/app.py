@@ -28,11 +28,14 @@ from bot.handlers.context import SERVICES_KEY, HandlerServices
 from bot.handlers.notices import Notifier
 from bot.handlers.schedule import SWEEPER_KEY, schedule_sweeps
 from bot.redaction import REDACTOR
+from bot.rules.alert_evaluation import AlertEvaluator
+from bot.rules.alert_service import AlertService
 from bot.rules.balance_sweep import BalanceReader, BalanceSweep
 from bot.rules.reminders import ReminderPolicy, RotationReminders
 from bot.rules.retention import SnapshotRetention
 from bot.rules.sweeps import Sweeper
 from storage.activity import ActivityLog
+from storage.alerts import AlertRepository
 from storage.chats import ChatRepository
 from storage.connections import ConnectionRepository
 from storage.database import Database
@@ -120,6 +123,13 @@ def build_application(
         clock=clock,
         pool=pool,
     )
+    alerts = AlertService(
+        AlertRepository(core.database),
+        repository,
+        snapshots,
+        limit=settings.max_alerts_per_chat,
+        clock=clock,
+    )
     reader = BalanceReader(
         connections,
         repository,
@@ -129,6 +139,7 @@ def build_application(
         chats,
         health,
         permission_period=permission_period,
+        alerts=AlertEvaluator(health),
         clock=clock,
     )
     reminders = ReminderPolicy(
@@ -149,6 +160,7 @@ def build_application(
         chats=chats,
         balances=reader,
         accounts=AccountReader(connections, pool, activity, snapshots),
+        alerts=alerts,
         snapshots=snapshots,
         clock=clock,
         rotate_after_days=settings.key_rotation_days,

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     key_rotation_days: int = Field(default=90, ge=1)
     key_reminder_repeat_days: int = Field(default=30, ge=1)
     max_connections_per_chat: int = Field(default=10, ge=1, le=1000)
+    max_alerts_per_chat: int = Field(default=50, ge=1, le=1000)
     log_level: str = "INFO"
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"

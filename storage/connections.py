@@ -5,13 +5,14 @@ Every query is scoped by ``chat_id``: a chat can never read or touch another cha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.chats import ensure_chat
 from storage.credentials import Credentials, KeyRole, mask
@@ -134,6 +135,21 @@ def _record(row: Any) -> ConnectionRecord:
     )
 
 
+async def records_in(conn: AsyncConnection, chat_id: int) -> list[ConnectionRecord]:
+    """The chat's connections, oldest first (inside the caller's transaction)."""
+    rows = await conn.execute(
+        select(connections)
+        .where(connections.c.chat_id == chat_id)
+        .order_by(connections.c.created_at, connections.c.id)
+    )
+    return [_record(row) for row in rows]
+
+
+#: Run inside the transaction that records a read, once its outcome is written; gets the
+#: status the connection is left in (the alert evaluation plugs in here).
+AfterRead = Callable[[AsyncConnection, ConnectionStatus], Awaitable[None]]
+
+
 class ConnectionRepository:
     def __init__(self, database: Database, vault: Vault) -> None:
         self._db = database
@@ -228,12 +244,7 @@ class ConnectionRepository:
 
     async def list_for_chat(self, chat_id: int) -> list[ConnectionRecord]:
         async with self._db.begin() as conn:
-            rows = await conn.execute(
-                select(connections)
-                .where(connections.c.chat_id == chat_id)
-                .order_by(connections.c.created_at, connections.c.id)
-            )
-            return [_record(row) for row in rows]
+            return await records_in(conn, chat_id)
 
     async def get(self, chat_id: int, connection_id: int) -> ConnectionRecord | None:
         async with self._db.begin() as conn:
@@ -339,6 +350,7 @@ class ConnectionRepository:
         now: datetime,
         snapshot: Snapshot | None = None,
         next_permission_check_at: datetime | None = None,
+        after: AfterRead | None = None,
     ) -> bool:
         """Store what a check found, with its notice and the balance it read, in one
         transaction (``next_permission_check_at``: the permissions were probed too).
@@ -392,6 +404,8 @@ class ConnectionRepository:
                 await enqueue(conn, notice, now)
             if snapshot is not None:
                 await insert_snapshot(conn, snapshot)
+            if after is not None:
+                await after(conn, update_to.status)
         return True
 
     async def set_sync_seconds(

@@ -24,6 +24,7 @@ from storage.schema import notifications
 class NoticeKind(StrEnum):
     STATUS = "status"  # a connection's status changed (also: recovered)
     ROTATE_KEY = "rotate_key"  # a key is old enough to rotate
+    ALERT = "alert"  # an alert rule crossed its threshold
 
 
 class NoticeState(StrEnum):

@@ -183,3 +183,32 @@ snapshots = Table(
     Index("ix_snapshots_connection_taken", "connection_id", "taken_at"),
     Index("ix_snapshots_tier_taken", "tier", "taken_at"),
 )
+
+# Balance-threshold alert rules. ``connection_id`` None: the rule watches all of the chat's
+# connections together. ``state`` and ``fired_at`` change in the same transaction as the
+# notice a crossing queues (the outbox), so an alert is never lost or repeated.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("chat_id", BigInteger, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "connection_id",
+        Integer,
+        ForeignKey("connections.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("metric", String(16), nullable=False),
+    Column("asset", String(32), nullable=True),
+    Column("direction", String(8), nullable=False),
+    Column("threshold", String(40), nullable=False),
+    Column("rearm", String(40), nullable=True),
+    Column("cooldown_seconds", Integer, nullable=True),
+    Column("state", String(8), nullable=False),
+    Column("fired_at", UTCDateTime(), nullable=True),
+    Column("last_value", String(40), nullable=True),
+    Column("snoozed_until", UTCDateTime(), nullable=True),
+    Column("paused", Boolean, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_alert_rules_chat", "chat_id"),
+)

@@ -129,6 +129,22 @@ async def insert_snapshot(conn: AsyncConnection, snapshot: Snapshot) -> None:
     )
 
 
+async def latest_in(
+    conn: AsyncConnection, chat_id: int, connection_ids: Sequence[int] | None = None
+) -> dict[int, Snapshot]:
+    """The newest snapshot of each of the chat's connections that has one (inside the
+    caller's transaction)."""
+    newest = (
+        select(func.max(snapshots.c.id))
+        .where(snapshots.c.chat_id == chat_id)
+        .group_by(snapshots.c.connection_id)
+    )
+    if connection_ids is not None:
+        newest = newest.where(snapshots.c.connection_id.in_(connection_ids))
+    rows = await conn.execute(select(snapshots).where(snapshots.c.id.in_(newest)))
+    return {row.connection_id: _snapshot(row) for row in rows}
+
+
 class SnapshotRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
@@ -137,16 +153,8 @@ class SnapshotRepository:
         self, chat_id: int, connection_ids: Sequence[int] | None = None
     ) -> dict[int, Snapshot]:
         """The newest snapshot of each of the chat's connections that has one."""
-        newest = (
-            select(func.max(snapshots.c.id))
-            .where(snapshots.c.chat_id == chat_id)
-            .group_by(snapshots.c.connection_id)
-        )
-        if connection_ids is not None:
-            newest = newest.where(snapshots.c.connection_id.in_(connection_ids))
         async with self._db.begin() as conn:
-            rows = await conn.execute(select(snapshots).where(snapshots.c.id.in_(newest)))
-            return {row.connection_id: _snapshot(row) for row in rows}
+            return await latest_in(conn, chat_id, connection_ids)
 
     async def values_since(self, chat_id: int, since: datetime) -> list[ValuePoint]:
         """Every stored total of the chat's connections from ``since`` on, oldest first, plus

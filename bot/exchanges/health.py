@@ -37,6 +37,12 @@ class HealthPolicy:
     error_after: int = 3  # consecutive transient failures before the status becomes Error
     max_backoff: int = 8  # a failing connection is checked at most every period × this
 
+    def of(self, record: ConnectionRecord) -> HealthPolicy:
+        """This policy with the connection's own period: the bot's, or a slower one the chat
+        chose in /settings."""
+        own = timedelta(seconds=record.sync_seconds or 0)
+        return replace(self, period=max(self.period, own))
+
     def retry_after(self, failures: int) -> timedelta:
         """period, 2×, 4×… up to ``max_backoff``× for the n-th consecutive failure."""
         return self.period * min(2 ** max(failures - 1, 0), self.max_backoff)

@@ -8,6 +8,7 @@ from telegram.ext import Application, MessageHandler, TypeHandler, filters
 from bot.handlers import (
     account,
     activity,
+    alerts,
     balance,
     check,
     connect,
@@ -29,6 +30,8 @@ def register(application: Application) -> None:
     application.add_handler(TypeHandler(Update, gate_allowed_users), group=GATE_GROUP)
     application.add_handler(connect.handler())
     application.add_handler(connections.handler())
+    for conversation in alerts.handlers():
+        application.add_handler(conversation)
     for handler in (
         *start.handlers(),
         *revoke.handlers(),

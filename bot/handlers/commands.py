@@ -10,6 +10,8 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("connections", "Your connected accounts and their status"),
     ("balance", "A connection's balances, valued: /balance [label]"),
     ("portfolio", "All your accounts together, with changes and a chart"),
+    ("alert", "Tell me when a balance crosses a line: /alert Main BTC below 0.5"),
+    ("alerts", "Your alerts, with pause and delete"),
     ("orders", "Open orders of a connection: /orders [label]"),
     ("trades", "The last 20 fills of a connection: /trades [label]"),
     ("positions", "Futures positions of a connection: /positions [label]"),

@@ -10,6 +10,7 @@ from telegram.ext import ContextTypes
 from bot.clock import Clock
 from bot.exchanges.account_reads import AccountReader
 from bot.exchanges.connections import ConnectionService
+from bot.rules.alert_service import AlertService
 from bot.rules.balance_sweep import BalanceReader
 from storage.chats import ChatRepository
 from storage.snapshots import SnapshotRepository
@@ -23,6 +24,7 @@ class HandlerServices:
     chats: ChatRepository
     balances: BalanceReader
     accounts: AccountReader
+    alerts: AlertService
     snapshots: SnapshotRepository
     clock: Clock
     rotate_after_days: int

@@ -3,7 +3,9 @@
 A notice is marked sent only after Telegram accepted it. When Telegram is unreachable the
 notice stays pending and the round stops (so a chat never hears about changes out of order);
 the next round, after the next sweep, tries again. A chat that blocked the bot or no longer
-exists is dropped rather than retried forever.
+exists is dropped rather than retried forever. Alerts for one chat in one round are sent as one
+message. Telegram's rate limits (30 messages/s overall, about 1/s per chat, ``retry_after``)
+are kept by the bot's AIORateLimiter.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from telegram import Bot
+from telegram import Bot, InlineKeyboardMarkup
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.clock import Clock
 from bot.exchanges.connections import ConnectionService
 from bot.handlers.render import notice_message
-from storage.outbox import NoticeState, Outbox
+from bot.handlers.render_alerts import alert_message
+from storage.outbox import NoticeKind, NoticeState, Outbox, PendingNotice
 
 log = logging.getLogger(__name__)
 
@@ -31,34 +34,63 @@ class Notifier:
         self._delivering = asyncio.Lock()  # two sweeps finishing together send each notice once
 
     async def deliver(self, bot: Bot) -> int:
-        """Send what is pending; returns how many messages were sent."""
+        """Send what is pending; returns how many messages were sent. A chat's alerts from
+        one round go out as one message."""
         sent = 0
         async with self._delivering:
-            for pending in await self._outbox.pending():
-                notice = pending.notice
-                record = (
-                    await self._connections.get(notice.chat_id, notice.connection_id)
-                    if notice.connection_id is not None
-                    else None
+            pending = await self._outbox.pending()
+            done: set[int] = set()
+            for first in pending:
+                if first.id in done:
+                    continue
+                group = (
+                    [
+                        p
+                        for p in pending
+                        if p.notice.kind is NoticeKind.ALERT
+                        and p.notice.chat_id == first.notice.chat_id
+                        and p.id not in done
+                    ]
+                    if first.notice.kind is NoticeKind.ALERT
+                    else [first]
                 )
-                message = notice_message(notice, record, pending.created_at)
+                done.update(p.id for p in group)
+                message = await self._message(group)
                 if message is None:  # about something that no longer exists
-                    await self._outbox.mark(pending.id, NoticeState.DROPPED, self._clock())
+                    await self._mark(group, NoticeState.DROPPED)
                     continue
                 text, keyboard = message
                 try:
                     await bot.send_message(
-                        notice.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
+                        first.notice.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
                     )
                 except (Forbidden, BadRequest) as error:
                     # Blocked, kicked, or the chat is gone: it cannot be told any more.
-                    log.warning("notice %d dropped: %s", pending.id, type(error).__name__)
-                    await self._outbox.mark(pending.id, NoticeState.DROPPED, self._clock())
+                    log.warning("notice %d dropped: %s", first.id, type(error).__name__)
+                    await self._mark(group, NoticeState.DROPPED)
                     continue
                 except TelegramError as error:
-                    log.warning("notice %d not delivered yet: %s", pending.id, error)
-                    await self._outbox.failed_attempt(pending.id)
+                    log.warning("notice %d not delivered yet: %s", first.id, error)
+                    for each in group:
+                        await self._outbox.failed_attempt(each.id)
                     break
-                await self._outbox.mark(pending.id, NoticeState.SENT, self._clock())
+                await self._mark(group, NoticeState.SENT)
                 sent += 1
         return sent
+
+    async def _message(
+        self, group: list[PendingNotice]
+    ) -> tuple[str, InlineKeyboardMarkup | None] | None:
+        first = group[0].notice
+        if first.kind is NoticeKind.ALERT:
+            return alert_message([p.notice.payload for p in group], group[0].created_at)
+        record = (
+            await self._connections.get(first.chat_id, first.connection_id)
+            if first.connection_id is not None
+            else None
+        )
+        return notice_message(first, record, group[0].created_at)
+
+    async def _mark(self, group: list[PendingNotice], state: NoticeState) -> None:
+        for each in group:
+            await self._outbox.mark(each.id, state, self._clock())

@@ -67,6 +67,7 @@ async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             f"Kept <b>{esc(record.label)}</b>. Nothing changed.", parse_mode=HTML
         )
     else:
+        alerts = await services(context).alerts.rules.count_for_connection(chat_id, connection_id)
         revoked = await connections.revoke(chat_id, connection_id)
         if revoked is None:
             await query.answer(GONE, show_alert=True)
@@ -74,8 +75,12 @@ async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await query.answer("Revoked.")
         venue = ConnectionService.venue_of(revoked)
         which = "both keys (read and trade)" if len(revoked.roles) > 1 else "the key"
+        gone_alerts = (
+            f" Its {alerts} alert{'s' if alerts > 1 else ''} went with it." if alerts else ""
+        )
         await query.edit_message_text(
-            f"🗑 <b>{esc(revoked.label)}</b> is revoked: its keys are wiped from Coinwarden.\n\n"
+            f"🗑 <b>{esc(revoked.label)}</b> is revoked: its keys are wiped from Coinwarden."
+            f"{gone_alerts}\n\n"
             f"Finish the job on {esc(venue.name)}: delete {which} there too, so nobody can use "
             f"{'them' if len(revoked.roles) > 1 else 'it'} anywhere.\n{venue.delete_key_howto}",
             parse_mode=HTML,

@@ -3,7 +3,8 @@
 Per connection and period there is exactly one signed call, the venue's balance read. Its
 outcome drives the health state machine (``bot.exchanges.health.decide``) and, when it
 succeeds, becomes a valued snapshot, written in the same transaction as the health outcome and
-its notice. The permission probe (a key that gained the right to withdraw, a trade key that
+its notice, and the chat's alert rules are evaluated on it in that same transaction. The
+permission probe (a key that gained the right to withdraw, a trade key that
 lost its rights) runs on its own slower cadence, and on every read of a connection that is not
 Connected, so a flagged key is never cleared by a balance read alone.
 
@@ -33,6 +34,7 @@ from bot.exchanges.diagnosis import diagnose
 from bot.exchanges.health import HealthPolicy, Observation, decide, observe
 from bot.exchanges.pool import ClientPool
 from bot.exchanges.prices import PriceFeed, PriceSource, Valuation, value_holdings
+from bot.rules.alert_evaluation import AlertEvaluator
 from bot.rules.throttle import VenueBudgets
 from storage.activity import ActivityLog
 from storage.chats import ChatRepository, ChatSettings
@@ -107,9 +109,11 @@ class BalanceReader:
         policy: HealthPolicy,
         *,
         permission_period: timedelta,
+        alerts: AlertEvaluator | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._connections = connections
+        self._alerts = alerts
         self._repo = repository
         self._activity = activity
         self._pool = pool
@@ -121,8 +125,7 @@ class BalanceReader:
 
     def policy_for(self, record: ConnectionRecord) -> HealthPolicy:
         """The bot's period, or the slower one the chat chose for this connection."""
-        own = timedelta(seconds=record.sync_seconds or 0)
-        return replace(self.policy, period=max(self.policy.period, own))
+        return self.policy.of(record)
 
     @staticmethod
     def probe_due(record: ConnectionRecord, now: datetime) -> bool:
@@ -194,6 +197,11 @@ class BalanceReader:
             snapshot=snapshot,
             next_permission_check_at=(
                 now + self._permission_period if probe_due and seen.permissions else None
+            ),
+            after=(
+                self._alerts.after_read(record, now)
+                if self._alerts is not None and snapshot is not None
+                else None
             ),
         )
         return ReadOutcome(seen, snapshot, recorded)
