@@ -16,7 +16,7 @@ WELCOME = (
     "👋 <b>Coinwarden</b> keeps an eye on your exchange accounts from this chat.\n\n"
     "• /connect an exchange with an API key, then see it in /connections.\n"
     "• /balance and /portfolio show what you hold on every exchange, valued in your currency "
-    "(/settings), with a chart.\n"
+    "(/settings), with a chart; /alert tells you when a balance crosses a line.\n"
     "• Keys that can <b>withdraw</b> are refused: I never need to move your money out.\n"
     "• Keys are encrypted (AES-256-GCM) and bound to this chat; no other chat can see or use "
     "them.\n"
