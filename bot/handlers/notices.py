@@ -21,9 +21,17 @@ from bot.clock import Clock
 from bot.exchanges.connections import ConnectionService
 from bot.handlers.render import notice_message
 from bot.handlers.render_alerts import alert_message
+from bot.rules.throttle import VenueThrottle
 from storage.outbox import NoticeKind, NoticeState, Outbox, PendingNotice
 
 log = logging.getLogger(__name__)
+
+#: Notices read from the outbox at a time (oldest first).
+BATCH = 100
+#: Messages per second over all chats: under Telegram's 30 with room for jitter, evenly spaced. The
+#: AIORateLimiter alone lets a burst of 30 through and then 30/s, which a strict one-second
+#: window answers with 429s (and a second of silence each).
+SENDS_PER_SECOND = 29.0
 
 
 class Notifier:
@@ -32,50 +40,65 @@ class Notifier:
         self._connections = connections
         self._clock = clock
         self._delivering = asyncio.Lock()  # two sweeps finishing together send each notice once
+        self._pace = VenueThrottle(1, SENDS_PER_SECOND)  # the venues' spacing, for Telegram
 
     async def deliver(self, bot: Bot) -> int:
-        """Send what is pending; returns how many messages were sent. A chat's alerts from
-        one round go out as one message."""
+        """Send everything pending, a batch at a time, until the outbox is empty or Telegram
+        fails; returns how many messages were sent. A chat's alerts from one batch go out as
+        one message."""
         sent = 0
         async with self._delivering:
-            pending = await self._outbox.pending()
-            done: set[int] = set()
-            for first in pending:
-                if first.id in done:
-                    continue
-                group = (
-                    [
-                        p
-                        for p in pending
-                        if p.notice.kind is NoticeKind.ALERT
-                        and p.notice.chat_id == first.notice.chat_id
-                        and p.id not in done
-                    ]
-                    if first.notice.kind is NoticeKind.ALERT
-                    else [first]
-                )
-                done.update(p.id for p in group)
-                message = await self._message(group)
-                if message is None:  # about something that no longer exists
-                    await self._mark(group, NoticeState.DROPPED)
-                    continue
-                text, keyboard = message
-                try:
-                    await bot.send_message(
-                        first.notice.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=keyboard
-                    )
-                except (Forbidden, BadRequest) as error:
-                    # Blocked, kicked, or the chat is gone: it cannot be told any more.
-                    log.warning("notice %d dropped: %s", first.id, type(error).__name__)
-                    await self._mark(group, NoticeState.DROPPED)
-                    continue
-                except TelegramError as error:
-                    log.warning("notice %d not delivered yet: %s", first.id, error)
-                    for each in group:
-                        await self._outbox.failed_attempt(each.id)
+            while pending := await self._outbox.pending(BATCH):
+                outcome = await self._batch(bot, pending)
+                if outcome is None:
                     break
-                await self._mark(group, NoticeState.SENT)
-                sent += 1
+                sent += outcome
+        return sent
+
+    async def _batch(self, bot: Bot, pending: list[PendingNotice]) -> int | None:
+        """Deliver one batch; None when Telegram failed and the rest must wait."""
+        sent = 0
+        done: set[int] = set()
+        for first in pending:
+            if first.id in done:
+                continue
+            group = (
+                [
+                    p
+                    for p in pending
+                    if p.notice.kind is NoticeKind.ALERT
+                    and p.notice.chat_id == first.notice.chat_id
+                    and p.id not in done
+                ]
+                if first.notice.kind is NoticeKind.ALERT
+                else [first]
+            )
+            done.update(p.id for p in group)
+            message = await self._message(group)
+            if message is None:  # about something that no longer exists
+                await self._mark(group, NoticeState.DROPPED)
+                continue
+            text, keyboard = message
+            try:
+                async with self._pace.slot():
+                    await bot.send_message(
+                        first.notice.chat_id,
+                        text,
+                        parse_mode=ParseMode.HTML,
+                        reply_markup=keyboard,
+                    )
+            except (Forbidden, BadRequest) as error:
+                # Blocked, kicked, or the chat is gone: it cannot be told any more.
+                log.warning("notice %d dropped: %s", first.id, type(error).__name__)
+                await self._mark(group, NoticeState.DROPPED)
+                continue
+            except TelegramError as error:
+                log.warning("notice %d not delivered yet: %s", first.id, error)
+                for each in group:
+                    await self._outbox.failed_attempt(each.id)
+                return None
+            await self._mark(group, NoticeState.SENT)
+            sent += 1
         return sent
 
     async def _message(

@@ -12,6 +12,7 @@ import json
 import math
 import re
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -66,38 +67,54 @@ Handler = Callable[[Params], Awaitable[Any]]
 
 
 class FloodControl:
-    """Telegram's per-chat limit on bot messages (sends and edits) within one second."""
+    """Telegram's limits on bot messages (sends and edits) within one second: per chat, and
+    optionally over all chats (about 30 per second on the real service)."""
 
-    def __init__(self, limit_per_second: int) -> None:
+    def __init__(self, limit_per_second: int, overall_per_second: int | None = None) -> None:
         self.limit_per_second = limit_per_second
+        self.overall_per_second = overall_per_second
+        self._everywhere: deque[float] = deque()
 
     def check(self, chat: Chat) -> None:
-        """Raise 429 with retry_after when one more message would exceed the limit."""
+        """Raise 429 with retry_after when one more message would exceed a limit."""
         now = time.monotonic()
-        recent = chat.recent_bot_messages
-        while recent and now - recent[0] >= 1.0:
-            recent.popleft()
-        if len(recent) >= self.limit_per_second:
-            retry_after = max(1, math.ceil(recent[0] + 1.0 - now))
-            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        _within_a_second(chat.recent_bot_messages, self.limit_per_second, now)
+        if self.overall_per_second is not None:
+            _within_a_second(self._everywhere, self.overall_per_second, now)
 
     def record(self, chat: Chat) -> None:
         """Count a message that went out."""
-        chat.recent_bot_messages.append(time.monotonic())
+        now = time.monotonic()
+        chat.recent_bot_messages.append(now)
+        if self.overall_per_second is not None:
+            self._everywhere.append(now)
+
+
+def _within_a_second(recent: deque[float], limit: int, now: float) -> None:
+    while recent and now - recent[0] >= 1.0:
+        recent.popleft()
+    if len(recent) >= limit:
+        retry_after = max(1, math.ceil(recent[0] + 1.0 - now))
+        raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
 
 
 class BotApi:
     """Telegram's side of one bot: chats, updates, commands, files, and the method handlers."""
 
     def __init__(
-        self, bot: TelegramUser, *, flood_limit_per_second: int, violations: list[Violation]
+        self,
+        bot: TelegramUser,
+        *,
+        flood_limit_per_second: int,
+        violations: list[Violation],
+        overall_limit_per_second: int | None = None,
     ) -> None:
         self.bot = bot
         self.chats: dict[int, Chat] = {}
         self.updates = UpdateQueue()
         self.activity = Pulse()  # fires on every chat event
         self.webhook_url = ""
-        self.flood = FloodControl(flood_limit_per_second)
+        self.flood = FloodControl(flood_limit_per_second, overall_limit_per_second)
         self._violations = violations
         self._commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self._files: dict[str, StoredFile] = {}

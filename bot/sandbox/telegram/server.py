@@ -49,6 +49,7 @@ class TelegramServer:
         bot_username: str = "coinwarden_test_bot",
         bot_name: str = "Coinwarden",
         flood_limit_per_second: int = 20,
+        overall_limit_per_second: int | None = None,
         spec_path: Path | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -64,6 +65,7 @@ class TelegramServer:
             TelegramUser(int(bot_id), bot_name, is_bot=True, username=bot_username),
             flood_limit_per_second=flood_limit_per_second,
             violations=self.violations,
+            overall_limit_per_second=overall_limit_per_second,
         )
         self._spec_path = spec_path
         self._spec: BotApiSpec | None = None
