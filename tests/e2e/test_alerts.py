@@ -225,3 +225,24 @@ async def test_the_guided_setup_builds_the_same_rule_with_buttons(
         await alice.send("0,5")
         confirmed = await alice.reply("Alert set")
         assert "BTC on Main below 0.5" in confirmed.text
+
+
+async def test_a_restart_between_evaluation_and_delivery_loses_and_repeats_nothing(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    clock = ManualClock()
+    async with start_bot(clock=clock) as app:
+        await ready(world, app, clock, alice)
+        await alice.send("/alert Main BTC below 0.5")
+        await alice.reply("Alert set")
+        world.binance.set_balance("demo", "BTC", "0.1")
+        world.telegram.fail_next("sendMessage", error_code=502, description="Bad Gateway")
+        await sweep(app, clock)  # evaluated, queued, not delivered
+    await alice.settle()
+    assert alerts(alice) == []
+    async with start_bot(clock=clock) as app:  # the restart
+        await sweep(app, clock)
+        await sweep(app, clock)
+        await alice.reply("dropped below", timeout=10)
+        await alice.settle()
+    assert len(alerts(alice)) == 1
