@@ -352,8 +352,9 @@ class ConnectionRepository:
         next_permission_check_at: datetime | None = None,
         after: AfterRead | None = None,
     ) -> bool:
-        """Store what a check found, with its notice and the balance it read, in one
-        transaction (``next_permission_check_at``: the permissions were probed too).
+        """Store what a check found, with its notice, the balance it read and whatever
+        ``after`` writes (the alert evaluation), in one transaction
+        (``next_permission_check_at``: the permissions were probed too).
 
         ``decide`` turns the connection as it is *now* (read inside the transaction) into its
         next state and the notice owed, so a transition is announced once even when /check and
@@ -411,8 +412,8 @@ class ConnectionRepository:
     async def set_sync_seconds(
         self, chat_id: int, connection_id: int, seconds: int | None, now: datetime
     ) -> ConnectionRecord | None:
-        """Choose how often the connection's balance is read (None: the bot's period); the
-        next read moves accordingly."""
+        """Choose how often the connection's balance is read (None: the bot's period); it
+        applies from the next read on."""
         async with self._db.begin() as conn:
             result = await conn.execute(
                 update(connections)
