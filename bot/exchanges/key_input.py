@@ -131,3 +131,24 @@ def looks_like_secret(text: str) -> bool:
         )
         or "PRIVATE KEY-----" in value
     )
+
+
+_BARE_COMMAND = re.compile(r"/(?P<name>[A-Za-z0-9_]{1,64})(?:@(?P<bot>[A-Za-z0-9_]{1,64}))?")
+
+
+def bare_command(text: str, bot_username: str | None) -> str | None:
+    """The command's name (lower case) when the whole message is one command and nothing else.
+
+    That is ``/name`` or ``/name@<bot_username>``, in any case, around which only whitespace is
+    ignored. Anything more is not a command here: ``/cancel now``, ``/cancel+Xy…``,
+    ``/start+abc=``, or a command addressed to another bot. ``/cancelXyz…`` gives ``cancelxyz``,
+    which is no command of ours. A key step uses this to tell its few commands from input: base64
+    keys and secrets start with "/" one time in 64, and Telegram marks them as commands.
+    """
+    match = _BARE_COMMAND.fullmatch(text.strip())
+    if match is None:
+        return None
+    to = match.group("bot")
+    if to is not None and (bot_username is None or to.lower() != bot_username.lower()):
+        return None
+    return match.group("name").lower()

@@ -7,7 +7,7 @@ import logging
 from telegram import Chat, ChatMemberAdministrator, ChatMemberOwner, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
-from telegram.ext import ApplicationHandlerStop, ContextTypes
+from telegram.ext import ApplicationHandlerStop, ContextTypes, filters
 
 from bot.exchanges.key_input import looks_like_secret
 from bot.handlers.context import services
@@ -71,8 +71,25 @@ PRIVATE_SECRET_WARNING = (
 NOT_UNDERSTOOD = "I did not understand that. Send /help to see what I can do."
 
 
+class _LooksLikeSecret(filters.MessageFilter):
+    """Text that ``looks_like_secret``: one long token of key characters, or a PEM key."""
+
+    def filter(self, message: Message) -> bool:
+        return looks_like_secret(message.text or "")
+
+
+LOOKS_LIKE_SECRET = _LooksLikeSecret(name="LooksLikeSecret")
+#: A pasted key that Telegram took for a command: base64 keys start with "/" one time in 64, and
+#: "/cancel+Xy…" even carries a real command name. It goes to ``stray_text`` like any pasted key,
+#: and before every command handler (the connect conversation, first in its group, routes it).
+KEY_AS_COMMAND = filters.TEXT & filters.COMMAND & LOOKS_LIKE_SECRET
+
+
 async def stray_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Text outside any flow: a pasted key is deleted at once; anything else gets a hint."""
+    """Text outside any flow: a pasted key is deleted at once; anything else gets a hint.
+
+    Also receives ``KEY_AS_COMMAND`` messages: a key that starts with "/" is deleted the same way.
+    """
     message = update.effective_message
     if message is None or message.text is None:
         return

@@ -7,18 +7,23 @@ has checked out.
 
 Half-entered credentials live only in ``user_data`` (memory, never persisted) and are dropped on
 completion, /cancel and timeout. Every message that may carry a secret is deleted first thing.
+
+At a key, secret or passphrase step every text is input, command-looking or not: base64 keys
+start with "/" one time in 64 and Telegram marks "/Y6uIk…" or "/cancel+Xy…" as a command. Only a
+message that is exactly one of ``FLOW_COMMANDS`` (see ``bare_command``) acts as a command there.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import cast
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
 from telegram.ext import (
+    BaseHandler,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -33,15 +38,24 @@ from bot.exchanges.catalogue import VENUES, Venue
 from bot.exchanges.connections import ConnectionService, fits_role
 from bot.exchanges.key_check import KeyAccepted, KeyRefused, KeyRejected
 from bot.exchanges.key_input import (
+    LABEL_MAX,
     InputProblem,
+    bare_command,
     clean_api_key,
     clean_label,
     clean_passphrase,
     clean_secret,
     looks_like_secret,
 )
-from bot.handlers.access import delete_secret_message, is_private
+from bot.handlers.access import (
+    KEY_AS_COMMAND,
+    LOOKS_LIKE_SECRET,
+    delete_secret_message,
+    is_private,
+    stray_text,
+)
 from bot.handlers.choose import connection_from_args, connection_from_button
+from bot.handlers.commands import COMMANDS
 from bot.handlers.context import services
 from bot.handlers.render import (
     cannot_trade,
@@ -61,6 +75,40 @@ PICK_VENUE, LABEL, API_KEY, SECRET, PASSPHRASE, CONFIRM_NO_WITHDRAWALS = range(6
 DRAFT = "connect.draft"
 TIMEOUT_SECONDS = 600
 HTML = ParseMode.HTML
+
+#: The only commands a key step lets through, each when it is the whole message: /cancel,
+#: /connect and /rotate end or restart this flow (fallbacks); /start and /help are answered by
+#: their own handlers while the step keeps waiting. "/cancelXyz…", "/start+abc=", "/cancel now"
+#: are input there, like any other text.
+FLOW_COMMANDS = frozenset({"cancel", "connect", "rotate", "start", "help"})
+KNOWN_COMMANDS = frozenset(name for name, _ in COMMANDS)
+
+
+def _bot_username(message: Message) -> str | None:
+    try:
+        return message.get_bot().username
+    except RuntimeError:  # no bot attached, or not initialised: no "@name" form is ours
+        return None
+
+
+class _BareCommand(filters.MessageFilter):
+    """The whole message is one of these commands: ``/name`` or ``/name@<this bot>``, any case."""
+
+    def __init__(self, names: frozenset[str]) -> None:
+        super().__init__(name=f"BareCommand({', '.join(sorted(names))})")
+        self.names = names
+
+    def filter(self, message: Message) -> bool:
+        return bare_command(message.text or "", _bot_username(message)) in self.names
+
+
+#: What a key, secret or passphrase step takes as input: every text but a bare flow command.
+KEY_INPUT = filters.TEXT & ~_BareCommand(FLOW_COMMANDS)
+#: A command handler of this flow acts only when its command is the whole first word: Telegram
+#: marks "/cancel" in "/cancel+Xy…" as a command, and CommandHandler alone would take it.
+COMMAND_WORD = filters.UpdateType.MESSAGES & filters.Regex(
+    r"^\s*/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?(\s|$)"
+)
 
 
 @dataclass(frozen=True)
@@ -182,8 +230,23 @@ async def text_while_picking(update: Update, context: ContextTypes.DEFAULT_TYPE)
     return PICK_VENUE
 
 
+def _key_not_label(text: str) -> bool:
+    """A pasted key where the label is asked for: it cannot be a label, so it is deleted."""
+    value = text.strip()
+    return looks_like_secret(value) and (value.startswith("/") or len(value) > LABEL_MAX)
+
+
 async def receive_label(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     message = cast(Message, update.effective_message)
+    if _key_not_label(message.text or ""):
+        services(context).connections.remember_secrets((message.text or "").strip())
+        await delete_secret_message(message, context)
+        await context.bot.send_message(
+            message.chat_id,
+            "🔑 That looked like a key, so I deleted it. First send a short label for this "
+            "account; I ask for the key right after.",
+        )
+        return LABEL
     draft = _draft(context)
     if draft is None or draft.venue is None:
         return ConversationHandler.END
@@ -214,6 +277,7 @@ async def _take_secret(
 ) -> tuple[int, Draft, str] | int:
     """Delete first, then validate: how every step that receives a secret begins.
 
+    Every text reaches it but a bare flow command (``KEY_INPUT``), so "/Y6uIk…" is a key here.
     Returns (chat id, draft, cleaned value), or the state to stay in / end on a problem.
     """
     message = cast(Message, update.effective_message)
@@ -223,11 +287,27 @@ async def _take_secret(
     draft = _draft(context)
     if draft is None or draft.venue is None:
         return ConversationHandler.END
+    command = bare_command(text, context.bot.username)
+    if command in KNOWN_COMMANDS:  # e.g. /balance: not a key, and it does not leave this step
+        await context.bot.send_message(
+            message.chat_id,
+            f"/{command} is a command, so I deleted it and did not take it as your "
+            f"{_wanted(draft.venue, state)}. Paste the {_wanted(draft.venue, state)}, or send "
+            "/cancel to stop first.",
+        )
+        return state
     try:
         return message.chat_id, draft, clean(text)
     except InputProblem as problem:
         await context.bot.send_message(message.chat_id, str(problem))
         return state
+
+
+def _wanted(venue: Venue, state: int) -> str:
+    """What the step in ``state`` asks for, in the venue's words."""
+    if state == PASSPHRASE:
+        return venue.passphrase_label
+    return venue.secret_label if state == SECRET else venue.key_label
 
 
 async def _ask(chat_id: int, context: ContextTypes.DEFAULT_TYPE, got: str, wanted: str) -> None:
@@ -496,6 +576,17 @@ async def not_text_label(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     return None
 
 
+async def stray_key(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+    """Outside this flow, a pasted key that Telegram took for a command: deleted, with a hint."""
+    await stray_text(update, context)
+    return ConversationHandler.END  # not None: that would start a timeout for a flow never begun
+
+
+async def stray_key_in_flow(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The same at a step that takes no text (confirming withdrawals are off); the step stays."""
+    await stray_text(update, context)
+
+
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     draft = _draft(context)
     _forget(context)
@@ -525,38 +616,62 @@ async def timed_out(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 def handler() -> ConversationHandler:
-    text = filters.TEXT & ~filters.COMMAND
-    other = ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL
     with warnings.catch_warnings():
         # Tracking per chat (not per message) is deliberate: pick_venue checks the message id.
         warnings.filterwarnings("ignore", message=".*per_message=False.*", category=PTBUserWarning)
-        return _conversation(text, other)
+        return _conversation()
 
 
-def _conversation(text: filters.BaseFilter, other: filters.BaseFilter) -> ConversationHandler:
+Handlers = list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, object]]
+
+
+Receive = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[object, object, int]]
+
+
+def _key_step(receive: Receive) -> Handlers:
+    """A step that receives a key, secret or passphrase: all text is input, except a bare flow
+    command, which goes on to the fallbacks; anything else is deleted too (a screenshot)."""
+    other = ~filters.TEXT & ~filters.StatusUpdate.ALL
+    return [MessageHandler(KEY_INPUT, receive), MessageHandler(other, not_text)]
+
+
+def _entries() -> Handlers:
+    """How the flow starts, and restarts from any step (after the step's own handlers)."""
+    return [
+        CommandHandler("connect", start, filters=COMMAND_WORD),
+        CommandHandler("rotate", rotate_command, filters=COMMAND_WORD),
+        CallbackQueryHandler(key_button, pattern=r"^(ro|kr|kt):"),
+    ]
+
+
+def _conversation() -> ConversationHandler:
+    # Text a step asks for, and a key pasted there although Telegram took it for a command.
+    text = filters.TEXT & (~filters.COMMAND | LOOKS_LIKE_SECRET)
+    other = ~filters.TEXT & ~filters.COMMAND & ~filters.StatusUpdate.ALL
     return ConversationHandler(
-        entry_points=[
-            CommandHandler("connect", start),
-            CommandHandler("rotate", rotate_command),
-            CallbackQueryHandler(key_button, pattern=r"^(ro|kr|kt):"),
-        ],
+        # Outside the flow too, a key-looking "/…" is deleted, before any command handler
+        # (this conversation comes first in its group) can take "/cancel+Xy…" for /cancel.
+        entry_points=[MessageHandler(KEY_AS_COMMAND, stray_key), *_entries()],
         states={
             PICK_VENUE: [
                 CallbackQueryHandler(pick_venue, pattern=r"^cv:"),
                 MessageHandler(text, text_while_picking),
             ],
             LABEL: [MessageHandler(text, receive_label), MessageHandler(other, not_text_label)],
-            API_KEY: [MessageHandler(text, receive_api_key), MessageHandler(other, not_text)],
-            SECRET: [MessageHandler(text, receive_secret), MessageHandler(other, not_text)],
-            PASSPHRASE: [MessageHandler(text, receive_passphrase), MessageHandler(other, not_text)],
+            API_KEY: _key_step(receive_api_key),
+            SECRET: _key_step(receive_secret),
+            PASSPHRASE: _key_step(receive_passphrase),
             CONFIRM_NO_WITHDRAWALS: [CallbackQueryHandler(confirm_no_withdrawals, pattern=r"^cw$")],
             ConversationHandler.TIMEOUT: [TypeHandler(Update, timed_out)],
         },
+        # Checked only after the step's own handlers: at a key step, only a bare /cancel,
+        # /connect or /rotate gets here. (``allow_reentry`` would check the entry points first.)
         fallbacks=[
-            CommandHandler("cancel", cancel),
+            MessageHandler(KEY_AS_COMMAND, stray_key_in_flow),
+            CommandHandler("cancel", cancel, filters=COMMAND_WORD),
             CallbackQueryHandler(cancel, pattern=r"^cx$"),
+            *_entries(),
         ],
-        allow_reentry=True,
         conversation_timeout=TIMEOUT_SECONDS,
         name="connect",
     )

@@ -1,5 +1,7 @@
 """What we accept from a paste: stripped, bounded, and refused with a reason otherwise."""
 
+import base64
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 
 from bot.exchanges.key_input import (
     InputProblem,
+    bare_command,
     clean_api_key,
     clean_label,
     clean_secret,
@@ -89,3 +92,58 @@ def test_damaged_or_non_p256_private_keys_are_refused() -> None:
     )
     with pytest.raises(InputProblem, match="ECDSA"):
         clean_secret(other.decode())
+
+
+BOT = "coinwarden_test_bot"
+FLOW = {"cancel", "connect", "rotate", "start", "help"}
+
+
+@pytest.mark.parametrize(
+    "text", ["/cancel", "/CANCEL", " /Cancel\n", f"/cancel@{BOT}", f"/cancel@{BOT.upper()}"]
+)
+def test_a_bare_command_is_the_whole_message(text: str) -> None:
+    assert bare_command(text, BOT) == "cancel"
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("/cancelAbc0123+xyz", None),  # "+": more than a command word
+        ("/cancelAbc0123xyz", "cancelabc0123xyz"),  # a word, but no command of ours
+        ("/start+abc=", None),
+        ("/rotate/Y6uIk", None),
+        ("/cancel now", None),
+        ("/cancel@another_bot", None),
+        ("/cancel@", None),
+        ("//cancel", None),
+        ("cancel", None),
+        ("", None),
+    ],
+)
+def test_anything_more_than_a_bare_command_is_not_one(text: str, name: str | None) -> None:
+    assert bare_command(text, BOT) == name
+
+
+def test_without_a_known_bot_name_no_addressed_form_is_ours() -> None:
+    assert bare_command("/cancel@coinwarden_test_bot", None) is None
+    assert bare_command("/cancel", None) == "cancel"
+
+
+@given(st.binary(min_size=7, max_size=96))
+def test_no_base64_key_or_secret_is_a_flow_command(raw: bytes) -> None:
+    """A base64 value of 7 bytes or more has at least 12 characters: never "/connect"."""
+    encoded = base64.b64encode(raw).decode()
+    assert bare_command(encoded, BOT) not in FLOW
+    assert bare_command(encoded.rstrip("="), BOT) not in FLOW
+
+
+@given(st.text(max_size=40))
+def test_a_flow_command_is_only_ever_the_bare_command(text: str) -> None:
+    name = bare_command(text, BOT)
+    if name in FLOW:
+        assert text.strip().lower() in {f"/{name}", f"/{name}@{BOT}"}
+
+
+def test_a_key_that_starts_with_a_slash_still_looks_like_a_secret() -> None:
+    assert looks_like_secret("/Y6uIk+v0Yb2mPc9xQ3rT7wL1nZ8sK4dF6hJ0aE5gR2tU9yB3cV7")
+    assert looks_like_secret("/cancel+Xy0Yb2mPc9xQ3rT7wL1nZ8sK4dF6hJ0aE5gR2tU9yB3cV7==")
