@@ -36,7 +36,7 @@ from bot.handlers.render import STATUS_LOOK, duration
 from bot.handlers.schedule import sweeper_of
 from bot.redaction import QUIET_LOGGERS, REDACTOR
 from bot.sandbox.exchanges import SERVERS
-from bot.sandbox.exchanges.base import DemoKey, VenueServer
+from bot.sandbox.exchanges.base import DemoKey, VenueServer, plain
 from bot.sandbox.telegram import ChatDriver, ChatEvent, TelegramServer
 from bot.sandbox.terminal import (
     INDENT,
@@ -46,6 +46,7 @@ from bot.sandbox.terminal import (
     ChatView,
     Command,
     Console,
+    Deposit,
     Help,
     IssueKey,
     KeyPart,
@@ -60,6 +61,7 @@ from bot.sandbox.terminal import (
     SendText,
     ShownButton,
     Sweep,
+    WithdrawFunds,
     format_price,
     help_text,
     paint,
@@ -76,6 +78,7 @@ USER_NAME = "Trader"
 LOG_FILE = "sandbox.log"
 MARKER_FILE = ".coinwarden-sandbox"  # marks a data dir the sandbox made and may reuse
 BOT_BUSY_TIMEOUT = 30.0  # the prompt comes back after this even if the bot is still working
+DEMO_ACCOUNT = "demo"  # the exchange account every :key of a venue belongs to
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +174,11 @@ async def _world(data_dir: Path, console: Console) -> AsyncIterator[World]:
             telegram = await stack.enter_async_context(
                 TelegramServer(throwaway_token(), bot_username="coinwarden_sandbox_bot")
             )
-            venues = {
-                venue_id: await stack.enter_async_context(server_class())
-                for venue_id, server_class in venue_server_classes().items()
-            }
+            venues: dict[str, VenueServer] = {}
+            for venue_id, server_class in venue_server_classes().items():
+                server = server_class()
+                server.seed_accounts = True  # a newcomer's /orders and /trades show something
+                venues[venue_id] = await stack.enter_async_context(server)
         except FileNotFoundError as missing:  # the Bot API spec or the recorded market data
             raise ConfigError(f"the sandbox cannot start: {missing}") from None
         settings = sandbox_settings(telegram, venues, data_dir)
@@ -316,6 +320,10 @@ class Session:
                 self.set_key_revoked(False)
             case Outage(venue_id, times):
                 self.outage(venue_id, times)
+            case Deposit(venue_id, asset, amount):
+                self.move_funds(venue_id, asset, amount, deposit=True)
+            case WithdrawFunds(venue_id, asset, amount):
+                self.move_funds(venue_id, asset, amount, deposit=False)
             case Sweep():
                 await self.sweep()
             case Help():
@@ -364,20 +372,26 @@ class Session:
             queue = self.world.application.update_queue
             await asyncio.wait_for(queue.join(), max(deadline - loop.time(), 0))
 
+    def venue_server(self, venue_id: str) -> VenueServer | None:
+        """The venue's local server; if there is none, says which there are."""
+        server = self.world.venues.get(venue_id)
+        if server is None:
+            self.note(f"no sandbox exchange {venue_id!r}; here: {', '.join(self.world.venues)}")
+        return server
+
     def issue_key(self, command: IssueKey) -> None:
         """A fresh key on the venue's server, printed in full once and kept for :paste."""
-        server = self.world.venues.get(command.venue)
+        server = self.venue_server(command.venue)
         if server is None:
-            self.note(
-                f"no sandbox exchange {command.venue!r}; here: {', '.join(self.world.venues)}"
-            )
             return
         permissions, about = KEY_KINDS[command.kind]
         if command.ip_restricted:
             permissions = dataclasses.replace(permissions, ip_restricted=True)
             about += ", IP-restricted"
         venue = VENUES[command.venue]
-        key = server.issue_key(permissions, with_passphrase=venue.needs_passphrase)
+        key = server.issue_key(
+            permissions, account=DEMO_ACCOUNT, with_passphrase=venue.needs_passphrase
+        )
         self.last_key = (command.venue, key)
         parts = [("key", venue.key_label, key.api_key), ("secret", venue.secret_label, key.secret)]
         if key.passphrase is not None:
@@ -461,14 +475,38 @@ class Session:
 
     def outage(self, venue_id: str, times: int) -> None:
         """The venue answers its next ``times`` requests, whoever sends them, with 503."""
-        server = self.world.venues.get(venue_id)
+        server = self.venue_server(venue_id)
         if server is None:
-            self.note(f"no sandbox exchange {venue_id!r}; here: {', '.join(self.world.venues)}")
             return
         server.fail_next(times, status=503)
         requests = "request" if times == 1 else f"{times} requests"
         name = VENUES[venue_id].name
         self.note(f"→ {name} answers its next {requests} with 503, as during maintenance")
+
+    # --- demo accounts ---------------------------------------------------------------------
+
+    def move_funds(self, venue_id: str, asset: str, amount: Decimal, *, deposit: bool) -> None:
+        """Move funds on the venue's demo account as its owner would on the exchange. The bot
+        is not told: its next balance read finds the change, as with a real account."""
+        server = self.venue_server(venue_id)
+        if server is None:
+            return
+        name = VENUES[venue_id].name
+        try:
+            if deposit:
+                balance = server.deposit(DEMO_ACCOUNT, asset, amount)
+            else:
+                balance = server.withdraw_funds(DEMO_ACCOUNT, asset, amount)
+        except ValueError as refused:
+            self.note(f"{name} refused: {refused}")
+            return
+        done = "deposited" if deposit else "withdrew"
+        onto = "to" if deposit else "from"
+        held = f" ({plain(balance.used)} held by open orders)" if balance.used else ""
+        self.note(
+            f"→ {done} {plain(amount)} {asset} {onto} {name}: the demo account holds "
+            f"{plain(balance.total)} {asset}{held}; the bot sees it at its next balance sweep"
+        )
 
     async def sweep(self) -> None:
         """Run the balance sweep (each read is also a health check) now; its messages are sent

@@ -104,6 +104,24 @@ class Outage:
 
 
 @dataclass(frozen=True)
+class Deposit:
+    """``:deposit VENUE ASSET AMOUNT``: funds arrive on the venue's demo account."""
+
+    venue: str
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class WithdrawFunds:
+    """``:withdraw-funds VENUE ASSET AMOUNT``: funds leave the venue's demo account."""
+
+    venue: str
+    asset: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
 class Sweep:
     """``:sweep``: run the health sweep now (it checks only the connections that are due)."""
 
@@ -134,6 +152,8 @@ Command = (
     | RevokeKey
     | RestoreKey
     | Outage
+    | Deposit
+    | WithdrawFunds
     | Sweep
     | Help
     | Quit
@@ -147,6 +167,11 @@ _OUTAGE_USAGE = (
     f"usage: :outage VENUE [N]   e.g. :outage binance (its next N requests get 503, "
     f"default {DEFAULT_OUTAGE})"
 )
+#: The commands that move a demo account's funds, and what they make.
+_FUNDS: Mapping[str, type[Deposit] | type[WithdrawFunds]] = {
+    "deposit": Deposit,
+    "withdraw-funds": WithdrawFunds,
+}
 #: Terminal commands that take no argument, and what they mean.
 _BARE: Mapping[str, Command] = {
     "revoke-key": RevokeKey(),
@@ -187,6 +212,8 @@ def parse_line(line: str) -> Command | None:
         return _price(args)
     if name == "outage":
         return _outage(args)
+    if name in _FUNDS:
+        return _funds(name, args)
     if name in _BARE:
         return _BARE[name] if not args else Mistake(f"usage: :{name} (no arguments)")
     return Mistake(f"unknown command :{words[0]}; :help lists the commands")
@@ -243,6 +270,22 @@ def _outage(args: list[str]) -> Command:
     return Outage(args[0].lower(), int(count))
 
 
+def _funds(name: str, args: list[str]) -> Command:
+    usage = f"usage: :{name} VENUE ASSET AMOUNT   e.g. :{name} binance BTC 0.5"
+    if len(args) != 3:
+        return Mistake(usage)
+    venue, asset, typed = args[0].lower(), args[1].upper(), args[2]
+    if not asset.isascii() or not asset.isalnum():
+        return Mistake(f"{args[1]!r} is not an asset; {usage}")
+    try:
+        amount = Decimal(typed)
+    except InvalidOperation:
+        amount = Decimal(0)
+    if not amount.is_finite() or amount <= 0:
+        return Mistake(f"{typed!r} is not an amount; {usage}")
+    return _FUNDS[name](venue, asset, amount)
+
+
 def help_text(venues: Sequence[str], health_check_seconds: int = 60) -> str:
     """The ``:help`` page, naming the venues this sandbox runs and its health-check period."""
     kinds = "\n".join(f"{'':<35}{name:<9}{about}" for name, (_, about) in KEY_KINDS.items())
@@ -275,6 +318,14 @@ def help_text(venues: Sequence[str], health_check_seconds: int = 60) -> str:
             "                                   due: one period after the last check (failing",
             "                                   connections back off to 2×, 4×, 8×), so nothing",
             "                                   is due right after /connect",
+            "Demo accounts (:deposit and :withdraw-funds take VENUE ASSET AMOUNT)",
+            "  :deposit binance BTC 0.5         "
+            "the demo account's balance moves, as if you deposited;",
+            "                                   shows up at the next balance sweep",
+            "  :withdraw-funds binance BTC 0.5  "
+            "the demo account's balance moves, as if you withdrew;",
+            "                                   shows up at the next balance sweep (only free",
+            "                                   funds leave: what open orders hold stays)",
             "The sandbox",
             "  :help   this list        :quit   leave (Ctrl-D and Ctrl-C too)",
         ]

@@ -320,7 +320,7 @@ async def test_unknown_product_and_path_get_coinbase_answers(server: CoinbaseSer
         async with http.get("/api/v3/brokerage/market/products/BTC-EUR/ticker") as response:
             assert response.status == 404
             assert (await response.json())["error"] == "NOT_FOUND"
-        async with http.get("/api/v3/brokerage/orders/historical/batch") as response:
+        async with http.get("/api/v3/brokerage/portfolios") as response:
             assert response.status == 404 and response.content_type == "text/plain"
 
 

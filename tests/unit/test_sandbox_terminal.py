@@ -27,6 +27,7 @@ from bot.sandbox.terminal import (
     KEY_KINDS,
     ButtonNotFound,
     ChatView,
+    Deposit,
     Help,
     IssueKey,
     Mistake,
@@ -39,6 +40,7 @@ from bot.sandbox.terminal import (
     RevokeKey,
     SendText,
     Sweep,
+    WithdrawFunds,
     format_price,
     format_text,
     help_text,
@@ -80,6 +82,10 @@ USER = TelegramUser(1001, "Trader")
         (":outage binance", Outage("binance", DEFAULT_OUTAGE)),
         (":outage OKX 5", Outage("okx", 5)),
         (":sweep", Sweep()),
+        (":deposit binance BTC 0.5", Deposit("binance", "BTC", Decimal("0.5"))),
+        (":Deposit OKX usdt 1000", Deposit("okx", "USDT", Decimal("1000"))),
+        (":withdraw-funds kraken eth 1.25", WithdrawFunds("kraken", "ETH", Decimal("1.25"))),
+        (":withdraw-funds bybit USDT 1e3", WithdrawFunds("bybit", "USDT", Decimal("1000"))),
     ],
 )
 def test_each_line_means_one_thing(line: str, command: object) -> None:
@@ -117,6 +123,16 @@ def test_a_blank_line_sends_nothing(line: str) -> None:
         (":outage binance 1001", "'1001' is not a number of requests (1 to 1000)"),
         (":outage binance ²", "'²' is not a number of requests"),
         (":outage binance lots", "usage: :outage VENUE [N]"),
+        (":deposit", "usage: :deposit VENUE ASSET AMOUNT   e.g. :deposit binance BTC 0.5"),
+        (":deposit binance BTC", "usage: :deposit VENUE ASSET AMOUNT"),
+        (":withdraw-funds binance BTC 1 2", "usage: :withdraw-funds VENUE ASSET AMOUNT"),
+        (":deposit binance BTC 0", "'0' is not an amount"),
+        (":withdraw-funds binance BTC -1", "'-1' is not an amount"),
+        (":withdraw-funds binance BTC lots", "'lots' is not an amount"),
+        (":deposit binance BTC NaN", "'NaN' is not an amount"),
+        (":deposit binance BTC Infinity", "'Infinity' is not an amount"),
+        (":deposit binance B-T-C 1", "'B-T-C' is not an asset"),
+        (":withdraw binance BTC 1", "unknown command :withdraw"),
     ],
 )
 def test_a_terminal_command_that_means_nothing_is_explained_not_sent(
@@ -145,6 +161,17 @@ def test_help_groups_the_health_commands_and_says_why_a_sweep_may_check_nothing(
     assert f"default {DEFAULT_OUTAGE}" in health
     assert "one period after the last check" in health
     assert "nothing\n" in health and "is due right after /connect" in health
+
+
+def test_help_says_what_moving_demo_funds_does_and_when_the_bot_sees_it() -> None:
+    text = help_text(["binance"])
+    funds = text[text.index("Demo accounts") : text.index("The sandbox")]
+    lines = [" ".join(line.split()) for line in funds.splitlines()]
+    for command, done in (("deposit", "deposited"), ("withdraw-funds", "withdrew")):
+        line = f":{command} binance BTC 0.5 the demo account's balance moves, as if you {done};"
+        assert line in lines
+    assert lines.count("shows up at the next balance sweep") == 1
+    assert "VENUE ASSET AMOUNT" in lines[0] and "only free" in funds
 
 
 # --- formatting --------------------------------------------------------------------------

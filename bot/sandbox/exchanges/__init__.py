@@ -1,5 +1,6 @@
 """Local venue servers: real HTTP on 127.0.0.1 that ccxt talks to as if it were the exchange."""
 
+from bot.sandbox.exchanges.activity import DemoOrder, DemoPosition, DemoTrade
 from bot.sandbox.exchanges.base import (
     Balance,
     DemoAccount,
@@ -41,7 +42,10 @@ __all__ = [
     "CoinbaseServer",
     "DemoAccount",
     "DemoKey",
+    "DemoOrder",
     "DemoPermissions",
+    "DemoPosition",
+    "DemoTrade",
     "KeyRecord",
     "KrakenServer",
     "KucoinServer",

@@ -1,25 +1,33 @@
 """What every local venue server shares: HTTP lifecycle, demo accounts and keys, prices, faults.
 
 A venue subclass adds its routes, its way of authenticating a request and its error shapes; the
-state here (keys, balances, prices, injected faults) is venue-independent, so a test drives every
-venue the same way. Servers bind 127.0.0.1 only and are real HTTP, so ccxt runs unmodified.
+state here (keys, balances, orders, fills, positions, prices, injected faults) is
+venue-independent, so a test drives every venue the same way. Servers bind 127.0.0.1 only and
+are real HTTP, so ccxt runs unmodified.
+
+Balances keep one invariant: an asset's ``used`` is what the account's open orders hold of it
+(quote for a buy, base for a sell, margin for a contract order). Everything that moves money here
+(deposits, withdrawals, resting orders, fills) keeps it; only ``set_balance`` writes figures as
+given, for tests of a venue's balance shape.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import random
 import re
 import secrets
 import string
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
+from decimal import ROUND_DOWN, Decimal
 from http import HTTPStatus
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +36,17 @@ from typing import Any, ClassVar, Literal, Self
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from bot.sandbox.exchanges.activity import (
+    DemoOrder,
+    DemoPosition,
+    DemoTrade,
+    MarginMode,
+    OrderType,
+    Pair,
+    Side,
+    move_position,
+    newest_first,
+)
 from storage.credentials import mask
 
 Permission = Literal["read", "spot_trade", "futures_trade", "withdraw", "internal_transfer"]
@@ -56,6 +75,11 @@ DEMO_PRICES: Mapping[str, Decimal] = {
 
 _DEMO_QUOTE_VOLUME = Decimal("250000000")  # 24 h turnover a market starts with, in quote units
 _STEP_SIGMA = 0.002  # standard deviation of one step_prices move
+_DAY_MS = 86_400_000
+#: Leverage of a contract order or position when none is given (Binance's default is 20x).
+DEFAULT_LEVERAGE = 20
+#: Maintenance margin rate of the simple liquidation rule, where a venue has no tiers of its own.
+DEFAULT_MAINTENANCE_RATE = Decimal("0.005")
 
 
 def find_reference_dir() -> Path:
@@ -106,12 +130,27 @@ class Balance:
 
 @dataclass
 class DemoAccount:
-    """One exchange account; several keys may point at it, as on a real venue."""
+    """One exchange account; several keys may point at it, as on a real venue.
+
+    ``orders`` keeps every order by id, open or done; ``trades`` is the fill history, oldest
+    first; ``positions`` the open derivatives positions by unified symbol.
+    """
 
     name: str
     uid: int
     balances: dict[str, Balance]
     updated_ms: int
+    orders: dict[str, DemoOrder] = field(default_factory=dict)
+    trades: list[DemoTrade] = field(default_factory=list)
+    positions: dict[str, DemoPosition] = field(default_factory=dict)
+
+    def balance(self, asset: str) -> Balance:
+        return self.balances.get(asset, Balance(Decimal(0)))
+
+    def open_orders(self, symbol: str | None = None) -> list[DemoOrder]:
+        """Resting orders (of one market without ``symbol``: all), newest first."""
+        resting = (order for order in self.orders.values() if order.status == "open")
+        return newest_first(resting, symbol=symbol)
 
 
 @dataclass
@@ -145,6 +184,17 @@ class PriceStats:
     @property
     def quote_volume(self) -> Decimal:
         return self.volume * (self.open + self.last) / 2
+
+
+@dataclass(frozen=True)
+class FeeRates:
+    """A venue's base-tier trading fees, as fractions of the traded value."""
+
+    maker: Decimal
+    taker: Decimal
+
+    def rate(self, *, taker: bool) -> Decimal:
+        return self.taker if taker else self.maker
 
 
 @dataclass(frozen=True)
@@ -199,9 +249,49 @@ def json_response(
     )
 
 
+def plain(value: Decimal) -> str:
+    """A decimal as most venues write numbers: no exponent, no trailing zeros."""
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def random_alnum(length: int) -> str:
     """Letters and digits from the OS's CSPRNG, the alphabet most venues use for key ids."""
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+
+_ORDER_ID_BASE = 1_130_000_000_000_000_000  # 19-digit ids, as Bybit, Bitget and OKX use
+_TRADE_ID_BASE = 2_260_000_000_000_000_000
+_FEE_STEP = Decimal("1e-8")
+
+
+def _number(value: Decimal | float | str) -> Decimal:
+    """A finite number given by a caller; ValueError otherwise."""
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a number")
+    return number
+
+
+def _positive(value: Decimal | float | str) -> Decimal:
+    """An amount or price given by a caller; ValueError unless a positive finite number."""
+    number = _number(value)
+    if number <= 0:
+        raise ValueError(f"{value!r} is not a positive amount")
+    return number
+
+
+def _add(deltas: dict[str, Decimal], asset: str, amount: Decimal) -> None:
+    deltas[asset] = deltas.get(asset, Decimal(0)) + amount
+
+
+def _round_price(value: Decimal) -> Decimal:
+    """Four significant digits, down: a price every venue's tick size can express."""
+    step = Decimal(1).scaleb(value.adjusted() - 3)
+    return Decimal(f"{value.quantize(step, rounding=ROUND_DOWN):f}")
 
 
 class VenueServer(ABC):
@@ -216,6 +306,11 @@ class VenueServer(ABC):
     key_format: ClassVar[re.Pattern[str]] = re.compile(r"[A-Za-z0-9]{64}")
     #: On stop, requests still in flight (e.g. held by ``set_delay``) get this long to finish.
     shutdown_timeout: ClassVar[float] = 0.5
+    #: Base-tier fees charged on fills.
+    fee_rates: ClassVar[FeeRates] = FeeRates(maker=Decimal("0.001"), taker=Decimal("0.001"))
+    #: Spot fees in the quote currency (Kraken, Coinbase, KuCoin), else in what the fill brings
+    #: in: the base for a buy, the quote for a sell. Contracts pay in their settlement asset.
+    fee_in_quote: ClassVar[bool] = False
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -229,10 +324,14 @@ class VenueServer(ABC):
         self.accounts: dict[str, DemoAccount] = {}
         self.prices: dict[str, PriceStats] = {}
         self._keys: dict[str, KeyRecord] = {}
+        #: Open each new account with a few resting orders, past fills and (for derivatives)
+        #: positions, so a newcomer has something to look at; the sandbox turns it on. Off, an
+        #: account holds exactly the demo balances, which is what most tests want.
+        self.seed_accounts = False
         self._faults: deque[VenueError] = deque()
         self._delay = 0.0
         self._runner: web.AppRunner | None = None
-        self.account("demo")
+        self._sequence = itertools.count(1)
 
     # ----- lifecycle -------------------------------------------------------------------------
 
@@ -281,7 +380,8 @@ class VenueServer(ABC):
     # ----- accounts and keys -----------------------------------------------------------------
 
     def account(self, name: str) -> DemoAccount:
-        """The named account, opened with the demo balances on first use."""
+        """The named account, opened with the demo balances on first use (and seeded with some
+        activity if ``seed_accounts`` is on)."""
         if name not in self.accounts:
             self.accounts[name] = DemoAccount(
                 name=name,
@@ -289,14 +389,314 @@ class VenueServer(ABC):
                 balances={asset: Balance(free) for asset, free in DEMO_BALANCES.items()},
                 updated_ms=self.server_time_ms(),
             )
+            if self.seed_accounts:
+                self._seed(self.accounts[name])
         return self.accounts[name]
 
     def set_balance(
         self, account: str, asset: str, free: Decimal | float | str, used: Decimal | float | str = 0
     ) -> None:
+        """Write an asset's figures as given, for tests of a venue's balance shape: ``used`` is
+        not checked against open orders (the next order change counts from these figures)."""
         target = self.account(account)
         target.balances[asset] = Balance(Decimal(str(free)), Decimal(str(used)))
         target.updated_ms = self.server_time_ms()
+
+    # ----- money and activity ----------------------------------------------------------------
+
+    def deposit(self, account: str, asset: str, amount: Decimal | float | str) -> Balance:
+        """Credit ``amount`` as if the trader moved it onto the exchange; the new balance."""
+        target = self.account(account)
+        self._move(target, free={asset: _positive(amount)})
+        return target.balance(asset)
+
+    def withdraw_funds(self, account: str, asset: str, amount: Decimal | float | str) -> Balance:
+        """Take ``amount`` off as if the trader moved it out; only free funds can leave, so
+        anything more is a ValueError and nothing moves. The new balance."""
+        target = self.account(account)
+        value, free = _positive(amount), target.balance(asset).free
+        if value > free:
+            raise ValueError(f"only {plain(free)} {asset} is free to withdraw")
+        self._move(target, free={asset: -value})
+        return target.balance(asset)
+
+    def add_open_order(
+        self,
+        account: str,
+        symbol: str,
+        side: Side,
+        amount: Decimal | float | str,
+        price: Decimal | float | str,
+        *,
+        client_order_id: str | None = None,
+        filled: Decimal | float | str = 0,
+        created_ms: int | None = None,
+        leverage: int = DEFAULT_LEVERAGE,
+    ) -> DemoOrder:
+        """A resting limit order on a market this server quotes. What it holds moves from free
+        to used (ValueError if that much is not free). ``filled`` makes it part-filled already:
+        that fill joins the history, which the balances are taken to include."""
+        self._quoted(symbol)
+        size, limit, done = _positive(amount), _positive(price), _number(filled)
+        if not 0 <= done < size:
+            raise ValueError("an open order's filled amount is at least 0 and below its amount")
+        target = self.account(account)
+        created = self.server_time_ms() if created_ms is None else created_ms
+        order = self._new_order(symbol, side, "limit", size, limit, created, client_order_id)
+        if Pair.of(symbol).settle:
+            order.leverage = leverage
+        asset, hold = self.hold_of(dataclasses.replace(order, filled=done))
+        self._move(target, free={asset: -hold}, used={asset: hold})
+        target.orders[order.id] = order
+        if done:
+            self._record_fill(target, order, done, taker=False, at=created)
+        return order
+
+    def add_trade(
+        self,
+        account: str,
+        symbol: str,
+        side: Side,
+        amount: Decimal | float | str,
+        price: Decimal | float | str,
+        *,
+        taker: bool = True,
+        time_ms: int | None = None,
+        client_order_id: str | None = None,
+    ) -> DemoTrade:
+        """A past fill for the history: a market order (a limit order if ``taker`` is False)
+        filled at once. The balances are taken to include it, so nothing moves."""
+        self._quoted(symbol)
+        size, at = _positive(amount), self.server_time_ms() if time_ms is None else time_ms
+        kind: OrderType = "market" if taker else "limit"
+        order = self._new_order(symbol, side, kind, size, _positive(price), at, client_order_id)
+        target = self.account(account)
+        target.orders[order.id] = order
+        return self._record_fill(target, order, size, taker=taker, at=at)
+
+    def fill(
+        self,
+        account: str,
+        order_id: str,
+        amount: Decimal | float | str | None = None,
+        *,
+        taker: bool = False,
+    ) -> DemoTrade:
+        """Execute ``amount`` (by default all that remains) of an open order at its limit price,
+        as the market trading through it would: its hold is released, the fill moves the
+        balances and pays the fee, and a contract fill moves the position (what a reduction
+        realises goes to the wallet). ValueError, nothing changed, if it cannot happen."""
+        target = self.account(account)
+        order = target.orders.get(order_id)
+        if order is None or order.status != "open":
+            raise ValueError(f"no open order {order_id}")
+        size = order.remaining if amount is None else _positive(amount)
+        if size > order.remaining:
+            raise ValueError(f"only {plain(order.remaining)} of order {order_id} remains")
+        pair, now = Pair.of(order.symbol), self.server_time_ms()
+        fee, fee_asset = self._fee(pair, order.side, size, order.price, taker=taker)
+        hold_asset, hold = self.hold_of(order)
+        _, hold_after = self.hold_of(dataclasses.replace(order, filled=order.filled + size))
+        free = {hold_asset: hold - hold_after}
+        used = {hold_asset: hold_after - hold}
+        signed = size if order.side == "buy" else -size
+        position: DemoPosition | None = None
+        realized = Decimal(0)
+        if pair.settle:
+            position, realized = move_position(
+                target.positions.get(order.symbol),
+                order.symbol,
+                signed,
+                order.price,
+                order.leverage,
+                now,
+            )
+            _add(free, pair.settle, realized)
+        else:
+            _add(free, pair.base, signed)
+            _add(free, pair.quote, -signed * order.price)
+        _add(free, fee_asset, -fee)
+        self._move(target, free=free, used=used)
+        if pair.settle:
+            if position is None:
+                target.positions.pop(order.symbol, None)
+            else:
+                target.positions[order.symbol] = position
+        return self._record_fill(target, order, size, taker=taker, at=now, realized=realized)
+
+    def hold_of(self, order: DemoOrder) -> tuple[str, Decimal]:
+        """What an open order keeps out of free funds: the quote a buy may spend (with the fee
+        where fees are paid in it), the base a sell may deliver, or a contract's margin."""
+        pair = Pair.of(order.symbol)
+        remaining = order.remaining if order.status == "open" else Decimal(0)
+        if pair.settle:
+            return pair.settle, remaining * order.price / order.leverage
+        if order.side == "sell":
+            return pair.base, remaining
+        reserve = 1 + self.fee_rates.taker if self.fee_in_quote else Decimal(1)
+        return pair.quote, remaining * order.price * reserve
+
+    def open_position(
+        self,
+        symbol: str,
+        amount: Decimal | float | str,
+        entry_price: Decimal | float | str,
+        *,
+        account: str = "demo",
+        leverage: int = DEFAULT_LEVERAGE,
+        margin_mode: MarginMode = "cross",
+    ) -> DemoPosition | None:
+        """Hold ``amount`` contracts of ``symbol`` (``BTC/USDT:USDT``), negative for a short, as
+        if it had been opened at ``entry_price``; 0 closes it. Balances do not move: the venue
+        shows the margin it takes."""
+        if symbol not in self.prices or not Pair.of(symbol).settle:
+            raise ValueError(f"{symbol} is not a perpetual or future this server lists")
+        held = self.account(account).positions
+        size = _number(amount)
+        if size == 0:
+            held.pop(symbol, None)
+            return None
+        held[symbol] = DemoPosition(
+            symbol, size, _positive(entry_price), leverage, self.server_time_ms(), margin_mode
+        )
+        return held[symbol]
+
+    @property
+    def positions(self) -> dict[str, dict[str, DemoPosition]]:
+        """Open positions by account name, then unified symbol."""
+        return {name: account.positions for name, account in self.accounts.items()}
+
+    def mark_price(self, symbol: str) -> Decimal:
+        """The price positions are valued at: the market's last price, so it walks with it."""
+        return self.prices[symbol].last
+
+    def new_order_id(self, seq: int) -> str:
+        """Order ids in the venue's format; numeric, as most venues use (override otherwise)."""
+        return str(_ORDER_ID_BASE + seq)
+
+    def new_trade_id(self, seq: int) -> str:
+        """Trade ids in the venue's format; numeric by default."""
+        return str(_TRADE_ID_BASE + seq)
+
+    def _quoted(self, symbol: str) -> None:
+        if symbol not in self.prices:
+            raise ValueError(f"{self.venue_id} has no market {symbol}")
+
+    def _new_order(
+        self,
+        symbol: str,
+        side: Side,
+        kind: OrderType,
+        amount: Decimal,
+        price: Decimal,
+        at: int,
+        client_order_id: str | None,
+    ) -> DemoOrder:
+        seq = next(self._sequence)
+        return DemoOrder(
+            seq=seq,
+            id=self.new_order_id(seq),
+            client_order_id=client_order_id or uuid.uuid4().hex,
+            symbol=symbol,
+            side=side,
+            type=kind,
+            price=price,
+            amount=amount,
+            created_ms=at,
+            updated_ms=at,
+        )
+
+    def _fee(
+        self, pair: Pair, side: Side, amount: Decimal, price: Decimal, *, taker: bool
+    ) -> tuple[Decimal, str]:
+        rate = self.fee_rates.rate(taker=taker)
+        if side == "buy" and not (pair.settle or self.fee_in_quote):
+            return (amount * rate).quantize(_FEE_STEP), pair.base
+        return (amount * price * rate).quantize(_FEE_STEP), pair.settle or pair.quote
+
+    def _record_fill(
+        self,
+        account: DemoAccount,
+        order: DemoOrder,
+        amount: Decimal,
+        *,
+        taker: bool,
+        at: int,
+        realized: Decimal = Decimal(0),
+    ) -> DemoTrade:
+        """Book a fill of ``order`` in the history and on the order; no money moves here."""
+        fee, fee_asset = self._fee(
+            Pair.of(order.symbol), order.side, amount, order.price, taker=taker
+        )
+        seq = next(self._sequence)
+        trade = DemoTrade(
+            seq=seq,
+            id=self.new_trade_id(seq),
+            order_id=order.id,
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            order_type=order.type,
+            price=order.price,
+            amount=amount,
+            fee=fee,
+            fee_currency=fee_asset,
+            taker=taker,
+            time_ms=at,
+            realized_pnl=realized,
+        )
+        order.filled += amount
+        order.fee += fee
+        order.fee_currency = fee_asset
+        order.updated_ms = at
+        if order.filled == order.amount:
+            order.status = "closed"
+        account.trades.append(trade)
+        return trade
+
+    def _move(
+        self,
+        account: DemoAccount,
+        free: Mapping[str, Decimal],
+        used: Mapping[str, Decimal] | None = None,
+    ) -> None:
+        """Change free and used amounts together, or nothing (ValueError) if one would go
+        below zero. ``used`` changes only with what open orders hold."""
+        used = used or {}
+        changed: dict[str, Balance] = {}
+        for asset in {*free, *used}:
+            now = account.balance(asset)
+            after = Balance(now.free + free.get(asset, 0), now.used + used.get(asset, 0))
+            if after.free < 0 or after.used < 0:
+                raise ValueError(f"not enough {asset}: {plain(now.free)} free")
+            changed[asset] = after
+        account.balances.update(changed)
+        account.updated_ms = self.server_time_ms()
+
+    def _seed(self, account: DemoAccount) -> None:
+        """A lived-in account: fills over the past week, two resting orders (one part-filled)
+        on the BTC and ETH markets, and on a derivatives venue the positions those fills left."""
+        btc, eth = self._market_of("BTC/USDT"), self._market_of("ETH/USDT")
+        if btc is None or eth is None:
+            return
+        now, name = self.server_time_ms(), account.name
+        btc_fill = _round_price(self.mark_price(btc) * Decimal("0.97"))
+        eth_fill = _round_price(self.mark_price(eth) * Decimal("0.98"))
+        btc_bid = _round_price(self.mark_price(btc) * Decimal("0.95"))
+        eth_ask = _round_price(self.mark_price(eth) * Decimal("1.05"))
+        self.add_trade(name, btc, "buy", "0.05", btc_fill, time_ms=now - 5 * _DAY_MS)
+        self.add_trade(name, eth, "buy", "1.2", eth_fill, time_ms=now - 3 * _DAY_MS)
+        self.add_open_order(name, btc, "buy", "0.015", btc_bid, created_ms=now - 2 * _DAY_MS)
+        self.add_open_order(
+            name, eth, "sell", "0.5", eth_ask, filled="0.2", created_ms=now - _DAY_MS
+        )
+        if Pair.of(btc).settle:
+            self.open_position(btc, "0.05", btc_fill, account=name)
+            self.open_position(eth, "1.0", eth_fill, account=name)
+
+    def _market_of(self, spot: str) -> str | None:
+        """The market this server quotes for a spot pair: itself, or its perpetual."""
+        return next((symbol for symbol in self.prices if Pair.of(symbol).spot == spot), None)
 
     def new_key_material(self, with_passphrase: bool) -> DemoKey:
         """Fresh random key material in the venue's format; subclasses override the shape."""

@@ -24,12 +24,14 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, newest_first
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
     Balance,
     KeyRecord,
     Permission,
     PriceStats,
+    PrivateHandler,
     PublicHandler,
     VenueError,
     VenueServer,
@@ -37,6 +39,8 @@ from bot.sandbox.exchanges.base import (
 
 DEFAULT_RECV_WINDOW_MS = 5000
 MAX_RECV_WINDOW_MS = 60000
+#: Trades per ``myTrades``/``userTrades`` answer: by default, and at most.
+TRADES_LIMIT = (500, 1000)
 _FUTURE_TOLERANCE_MS = 1000
 _TRADING_AUTHORITY_MS = 90 * 24 * 3600 * 1000
 
@@ -213,6 +217,7 @@ class BinanceApiServer(VenueServer):
         super().__init__(host=host, port=port, reference_dir=reference_dir)
         self.markets = load_markets(self.reference_dir, self.market_kind)
         self._markets_by_id = {market.id: market for market in self.markets}
+        self._markets_by_symbol = {market.symbol: market for market in self.markets}
         for market in self.markets:
             # A perpetual starts at its spot pair's demo price.
             start = DEMO_PRICES.get(f"{market.base}/{market.quote}")
@@ -349,6 +354,40 @@ class BinanceApiServer(VenueServer):
             "askQty": eight_decimals(market.amount(stats.volume / 50000)),
         }
 
+    # ----- account activity ------------------------------------------------------------------
+
+    def _open_orders(self, shape: Callable[[DemoOrder, BinanceMarket], Any]) -> PrivateHandler:
+        """Open orders of one market, or of all without ``symbol`` (Binance weighs that more)."""
+
+        async def handler(request: web.Request, record: KeyRecord) -> list[Any]:
+            wanted = request.query.get("symbol")
+            symbol = self._market(wanted).symbol if wanted else None
+            return [
+                shape(order, self._markets_by_symbol[order.symbol])
+                for order in record.account.open_orders(symbol)
+            ]
+
+        return handler
+
+    def _account_trades(self, shape: Callable[[DemoTrade, BinanceMarket], Any]) -> PrivateHandler:
+        """One market's fills, oldest first: the latest ``limit``, or the first ``limit`` from
+        ``startTime`` when only that is sent. Binance requires the market."""
+
+        async def handler(request: web.Request, record: KeyRecord) -> list[Any]:
+            params = request.query
+            if not params.get("symbol"):
+                raise _mandatory("symbol")
+            market = self._market(params["symbol"])
+            since, until = _digits(params, "startTime"), _digits(params, "endTime")
+            limit = min(_digits(params, "limit") or TRADES_LIMIT[0], TRADES_LIMIT[1])
+            trades = newest_first(
+                record.account.trades, symbol=market.symbol, since_ms=since, until_ms=until
+            )
+            chosen = trades[-limit:] if since is not None and until is None else trades[:limit]
+            return [shape(trade, market) for trade in reversed(chosen)]
+
+        return handler
+
     # ----- signed endpoints ------------------------------------------------------------------
 
     async def _api_restrictions(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
@@ -394,6 +433,8 @@ class BinanceServer(BinanceApiServer):
             "/api/v3/ticker/price": self.public(self._tickers(self._ticker_price)),
             "/api/v3/ticker/bookTicker": self.public(self._tickers(self._book_ticker)),
             "/api/v3/account": self.private(self._account),
+            "/api/v3/openOrders": self.private(self._open_orders(_spot_order)),
+            "/api/v3/myTrades": self.private(self._account_trades(_spot_trade)),
             **self.wallet_routes(),
             # ccxt's load_markets asks for these whenever a key is set (option fetchMargins).
             "/sapi/v1/margin/allPairs": self.private(self._cross_margin_pairs),
@@ -498,6 +539,51 @@ class BinanceServer(BinanceApiServer):
 
     def _margin_markets(self) -> list[BinanceMarket]:
         return [m for m in self.markets if m.info.get("isMarginTradingAllowed")]
+
+
+def _spot_order(order: DemoOrder, market: BinanceMarket) -> dict[str, Any]:
+    """An ``openOrders`` entry of the spot API."""
+    return {
+        "symbol": market.id,
+        "orderId": int(order.id),
+        "orderListId": -1,
+        "clientOrderId": order.client_order_id,
+        "price": eight_decimals(order.price),
+        "origQty": eight_decimals(order.amount),
+        "executedQty": eight_decimals(order.filled),
+        "cummulativeQuoteQty": eight_decimals(order.cost),
+        "status": order.state.upper(),  # NEW, PARTIALLY_FILLED, FILLED, CANCELED
+        "timeInForce": "GTC",
+        "type": order.type.upper(),
+        "side": order.side.upper(),
+        "stopPrice": "0.00000000",
+        "icebergQty": "0.00000000",
+        "time": order.created_ms,
+        "updateTime": order.updated_ms,
+        "isWorking": True,
+        "workingTime": order.created_ms,
+        "origQuoteOrderQty": "0.00000000",
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+    }
+
+
+def _spot_trade(trade: DemoTrade, market: BinanceMarket) -> dict[str, Any]:
+    """A ``myTrades`` entry: the side is ``isBuyer``, the fee is ``commission``."""
+    return {
+        "symbol": market.id,
+        "id": int(trade.id),
+        "orderId": int(trade.order_id),
+        "orderListId": -1,
+        "price": eight_decimals(trade.price),
+        "qty": eight_decimals(trade.amount),
+        "quoteQty": eight_decimals(trade.cost),
+        "commission": eight_decimals(trade.fee),
+        "commissionAsset": trade.fee_currency,
+        "time": trade.time_ms,
+        "isBuyer": trade.side == "buy",
+        "isMaker": not trade.taker,
+        "isBestMatch": True,
+    }
 
 
 def _margin_pair(market: BinanceMarket) -> dict[str, Any]:

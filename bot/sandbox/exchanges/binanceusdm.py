@@ -5,7 +5,8 @@ Signing, error shapes and the wallet (``/sapi``) endpoints are the spot server's
 Every signed ``/fapi`` call, reads included, refuses a key without "Enable Futures" with -2015, as
 Binance does for a key made without futures access (or before the futures account was opened),
 and fapi's -2015 names the caller's IP. Markets are the recorded USDT-margined perpetuals of ccxt's
-static test data; an account holds no position until a test opens one with :meth:`open_position`.
+static test data. Positions are the base's (:meth:`VenueServer.open_position`, or fills of
+contract orders), valued here at the walking last price with Binance's tiered maintenance margin.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.exchanges.activity import DemoOrder, DemoPosition, DemoTrade
 from bot.sandbox.exchanges.base import (
     Balance,
     DemoAccount,
+    FeeRates,
     KeyRecord,
     Permission,
     PriceStats,
@@ -97,28 +100,31 @@ def load_brackets(reference_dir: Path) -> Mapping[str, tuple[Bracket, ...]]:
     }
 
 
-@dataclass
-class Position:
-    """An open one-way (``BOTH``) cross position; ``amount`` is negative for a short."""
-
-    amount: Decimal
-    entry_price: Decimal
-    leverage: int
-    updated_ms: int
-
-
 @dataclass(frozen=True)
 class PositionRisk:
     """A position valued at the current mark price."""
 
     market: BinanceMarket
-    position: Position
+    position: DemoPosition
     mark: Decimal
     notional: Decimal
     unrealized: Decimal
     initial_margin: Decimal
     maint_margin: Decimal
     liquidation: Decimal
+
+    @property
+    def isolated_wallet(self) -> Decimal:
+        """Margin put into an isolated position (0 for cross, as Binance reports it)."""
+        isolated = self.position.margin_mode == "isolated"
+        return self.position.isolated_margin if isolated else Decimal(0)
+
+    @property
+    def isolated_margin(self) -> Decimal:
+        """An isolated position's margin with its unrealised profit (0 for cross)."""
+        if self.position.margin_mode != "isolated":
+            return Decimal(0)
+        return self.isolated_wallet + self.unrealized
 
 
 def _plain(value: Decimal) -> str:
@@ -131,19 +137,17 @@ class BinanceUsdmServer(BinanceApiServer):
 
     venue_id = "binanceusdm"
     market_kind = "linear"
+    fee_rates = FeeRates(maker=Decimal("0.0002"), taker=Decimal("0.0005"))
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
     ) -> None:
         super().__init__(host=host, port=port, reference_dir=reference_dir)
-        self._markets_by_symbol = {market.symbol: market for market in self.markets}
         recorded = load_brackets(self.reference_dir)
         self.brackets = {
             market.symbol: recorded.get(market.symbol, recorded[_DEFAULT_LADDER])
             for market in self.markets
         }
-        #: Open positions: account name → unified symbol → position.
-        self.positions: dict[str, dict[str, Position]] = {}
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
@@ -156,61 +160,43 @@ class BinanceUsdmServer(BinanceApiServer):
             "/fapi/v1/leverageBracket": self.private(self._leverage_brackets),
             "/fapi/v3/account": self.private(self._account),
             "/fapi/v3/positionRisk": self.private(self._position_risk),
+            "/fapi/v1/openOrders": self.private(self._open_orders(_futures_order)),
+            "/fapi/v1/userTrades": self.private(self._account_trades(_futures_trade)),
             **self.wallet_routes(),
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
 
-    # ----- positions -------------------------------------------------------------------------
-
-    def open_position(
-        self,
-        symbol: str,
-        amount: Decimal | float | str,
-        entry_price: Decimal | float | str,
-        *,
-        account: str = "demo",
-        leverage: int = 20,
-    ) -> None:
-        """Hold ``amount`` of ``symbol`` (``BTC/USDT:USDT``); negative is a short, 0 closes it."""
-        if symbol not in self._markets_by_symbol:
-            raise ValueError(f"{symbol} is not a perpetual of this server")
-        held = self.positions.setdefault(self.account(account).name, {})
-        size = Decimal(str(amount))
-        if size == 0:
-            held.pop(symbol, None)
-            return
-        held[symbol] = Position(size, Decimal(str(entry_price)), leverage, self.server_time_ms())
+    # ----- positions ------------------------------------------------------------------------
 
     def _risks(self, account: DemoAccount) -> list[PositionRisk]:
-        wallet = account.balances.get(SETTLE_ASSET, Balance(Decimal(0))).total
+        wallet = account.balance(SETTLE_ASSET).total
         return [
             self._risk(self._markets_by_symbol[symbol], position, wallet)
-            for symbol, position in self.positions.get(account.name, {}).items()
+            for symbol, position in account.positions.items()
         ]
 
-    def _risk(self, market: BinanceMarket, position: Position, wallet: Decimal) -> PositionRisk:
-        """Value a position; its liquidation price is computed as if it were the only one."""
-        mark = market.price(self.prices[market.symbol].last)
-        size = abs(position.amount)
-        notional = position.amount * mark
+    def _risk(self, market: BinanceMarket, position: DemoPosition, wallet: Decimal) -> PositionRisk:
+        """Value a position at the mark. A cross position's liquidation price is computed as if
+        it were the account's only one, against the whole wallet; an isolated one's against
+        its own margin."""
+        mark = market.price(self.mark_price(market.symbol))
+        notional = position.notional(mark)
         bracket = next(
             b for b in reversed(self.brackets[market.symbol]) if b.floor <= abs(notional)
         )
-        side = 1 if position.amount > 0 else -1
-        # Binance's one-way cross formula with this position alone against the wallet.
-        liquidation = (wallet + bracket.cum - side * size * position.entry_price) / (
-            size * bracket.maint_margin_ratio - side * size
-        )
+        collateral = wallet if position.margin_mode == "cross" else position.isolated_margin
         return PositionRisk(
             market=market,
             position=position,
             mark=mark,
             notional=notional,
-            unrealized=(mark - position.entry_price) * position.amount,
-            initial_margin=abs(notional) / position.leverage,
+            unrealized=position.unrealized_pnl(mark),
+            initial_margin=position.initial_margin(mark),
             maint_margin=abs(notional) * bracket.maint_margin_ratio - bracket.cum,
-            liquidation=max(liquidation, Decimal(0)),
+            liquidation=position.liquidation_price(
+                collateral + bracket.cum, bracket.maint_margin_ratio
+            ),
         )
 
     # ----- authentication and errors ---------------------------------------------------------
@@ -359,9 +345,9 @@ class BinanceUsdmServer(BinanceApiServer):
                     "positionSide": "BOTH",
                     "positionAmt": _plain(r.position.amount),
                     "unrealizedProfit": eight_decimals(r.unrealized),
-                    "isolatedMargin": "0",
+                    "isolatedMargin": eight_decimals(r.isolated_margin),
                     "notional": eight_decimals(r.notional),
-                    "isolatedWallet": "0",
+                    "isolatedWallet": eight_decimals(r.isolated_wallet),
                     "initialMargin": eight_decimals(r.initial_margin),
                     "maintMargin": eight_decimals(r.maint_margin),
                     "updateTime": r.position.updated_ms,
@@ -422,10 +408,10 @@ def _position_entry(risk: PositionRisk) -> dict[str, Any]:
         "markPrice": eight_decimals(risk.mark),
         "unRealizedProfit": eight_decimals(risk.unrealized),
         "liquidationPrice": eight_decimals(risk.liquidation),
-        "isolatedMargin": "0",
+        "isolatedMargin": eight_decimals(risk.isolated_margin),
         "notional": eight_decimals(risk.notional),
         "marginAsset": SETTLE_ASSET,
-        "isolatedWallet": "0",
+        "isolatedWallet": eight_decimals(risk.isolated_wallet),
         "initialMargin": eight_decimals(risk.initial_margin),
         "maintMargin": eight_decimals(risk.maint_margin),
         "positionInitialMargin": eight_decimals(risk.initial_margin),
@@ -434,4 +420,55 @@ def _position_entry(risk: PositionRisk) -> dict[str, Any]:
         "bidNotional": "0",
         "askNotional": "0",
         "updateTime": position.updated_ms,
+    }
+
+
+def _futures_order(order: DemoOrder, market: BinanceMarket) -> dict[str, Any]:
+    """An ``openOrders`` entry of the futures API (one-way mode)."""
+    return {
+        "orderId": int(order.id),
+        "symbol": market.id,
+        "status": order.state.upper(),
+        "clientOrderId": order.client_order_id,
+        "price": _plain(order.price),
+        "avgPrice": _plain(order.price if order.filled else Decimal(0)),
+        "origQty": _plain(order.amount),
+        "executedQty": _plain(order.filled),
+        "cumQuote": _plain(order.cost),
+        "timeInForce": "GTC",
+        "type": order.type.upper(),
+        "reduceOnly": False,
+        "closePosition": False,
+        "side": order.side.upper(),
+        "positionSide": "BOTH",
+        "stopPrice": "0",
+        "workingType": "CONTRACT_PRICE",
+        "priceProtect": False,
+        "origType": order.type.upper(),
+        "priceMatch": "NONE",
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+        "goodTillDate": 0,
+        "time": order.created_ms,
+        "updateTime": order.updated_ms,
+    }
+
+
+def _futures_trade(trade: DemoTrade, market: BinanceMarket) -> dict[str, Any]:
+    """A ``userTrades`` entry, with the profit the fill realised."""
+    return {
+        "symbol": market.id,
+        "id": int(trade.id),
+        "orderId": int(trade.order_id),
+        "side": trade.side.upper(),
+        "price": _plain(trade.price),
+        "qty": _plain(trade.amount),
+        "realizedPnl": eight_decimals(trade.realized_pnl),
+        "marginAsset": SETTLE_ASSET,
+        "quoteQty": eight_decimals(trade.cost),
+        "commission": eight_decimals(trade.fee),
+        "commissionAsset": trade.fee_currency,
+        "time": trade.time_ms,
+        "positionSide": "BOTH",
+        "buyer": trade.side == "buy",
+        "maker": not trade.taker,
     }

@@ -25,7 +25,7 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +34,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, ListedT, QueryNames
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
     Balance,
@@ -44,6 +45,7 @@ from bot.sandbox.exchanges.base import (
     PrivateHandler,
     VenueError,
     VenueServer,
+    plain,
     random_alnum,
 )
 
@@ -54,6 +56,9 @@ UNIFIED_ONLY_CODE = "40085"  # classic endpoint, unified account
 CLASSIC_ONLY_CODE = "40084"  # unified endpoint, classic account
 
 _TIMESTAMP = re.compile(r"[0-9]{1,16}")
+#: What order and fill lists take: the id cursor is ``idLessThan`` classic, ``cursor`` unified.
+CLASSIC_QUERY = QueryNames(cursor="idLessThan")
+UNIFIED_QUERY = QueryNames(cursor="cursor")
 
 _GATEWAY_PAGE = (
     "<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n"
@@ -97,10 +102,10 @@ class SpotSymbol:
         return Decimal(1).scaleb(-self.quantity_precision)
 
     def price(self, value: Decimal) -> str:
-        return _plain(value.quantize(self.tick))
+        return plain(value.quantize(self.tick))
 
     def amount(self, value: Decimal) -> str:
-        return _plain(max(self.step, value.quantize(self.step)))
+        return plain(max(self.step, value.quantize(self.step)))
 
     def info(self) -> dict[str, str]:
         return {
@@ -212,10 +217,63 @@ def load_recorded_usdt(reference_dir: Path) -> dict[str, Any]:
     return next(coin for coin in coins if coin["coin"] == "USDT")
 
 
-def _plain(value: Decimal) -> str:
-    """Bitget's number style: no exponent, no trailing zeros beyond what the value needs."""
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+def _market_id(symbol: str) -> str:
+    """``BTCUSDT`` for ``BTC/USDT``."""
+    return symbol.replace("/", "")
+
+
+def _status(order: DemoOrder) -> str:
+    """Bitget's order states: ``live``, ``partially_filled``, ``filled``, ``cancelled``."""
+    return {"new": "live", "canceled": "cancelled"}.get(order.state, order.state)
+
+
+def _unified_order_entry(order: DemoOrder) -> dict[str, Any]:
+    """An order of a unified account's ``trade/unfilled-orders`` list."""
+    return {
+        "orderId": order.id,
+        "clientOid": order.client_order_id,
+        "category": "SPOT",
+        "symbol": _market_id(order.symbol),
+        "orderType": order.type,
+        "side": order.side,
+        "price": plain(order.price),
+        "qty": plain(order.amount),
+        "amount": plain(order.amount * order.price),
+        "cumExecQty": plain(order.filled),
+        "cumExecValue": plain(order.cost),
+        "avgPrice": plain(order.price) if order.filled else "0",
+        "timeInForce": "gtc",
+        "orderStatus": _status(order),
+        "posSide": "",
+        "holdMode": "",
+        "reduceOnly": "NO",
+        "feeDetail": [
+            {"feeCoin": order.fee_currency, "fee": plain(order.fee) if order.fee else ""}
+        ],
+        "createdTime": str(order.created_ms),
+        "updatedTime": str(order.updated_ms),
+        "stpMode": "none",
+    }
+
+
+def _unified_fill_entry(trade: DemoTrade) -> dict[str, Any]:
+    """A fill of a unified account's ``trade/fills`` list (fees are positive here)."""
+    return {
+        "execId": trade.id,
+        "orderId": trade.order_id,
+        "category": "SPOT",
+        "symbol": _market_id(trade.symbol),
+        "orderType": trade.order_type,
+        "side": trade.side,
+        "execPrice": plain(trade.price),
+        "execQty": plain(trade.amount),
+        "execValue": plain(trade.cost),
+        "tradeScope": "taker" if trade.taker else "maker",
+        "feeDetail": [{"feeCoin": trade.fee_currency, "fee": plain(trade.fee)}],
+        "createdTime": str(trade.time_ms),
+        "updatedTime": str(trade.time_ms),
+        "execPnl": "0",
+    }
 
 
 def _authorities(flags: DemoPermissions) -> list[str]:
@@ -303,10 +361,14 @@ class BitgetServer(VenueServer):
             "/api/v2/spot/market/tickers": self.public(self._tickers),
             "/api/v2/spot/account/info": self._classic(self._account_info),
             "/api/v2/spot/account/assets": self._classic(self._assets),
+            "/api/v2/spot/trade/unfilled-orders": self._classic(self._unfilled_orders),
+            "/api/v2/spot/trade/fills": self._classic(self._fills),
             # ccxt asks this once per client to learn the account mode, unless told (option uta).
             "/api/v3/account/settings": self._unified(self._settings),
             "/api/v3/account/info": self._unified(self._unified_info),
             "/api/v3/account/assets": self._unified(self._unified_assets),
+            "/api/v3/trade/unfilled-orders": self._unified(self._unified_unfilled_orders),
+            "/api/v3/trade/fills": self._unified(self._unified_fills),
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
@@ -488,17 +550,17 @@ class BitgetServer(VenueServer):
             "high24h": market.price(stats.high),
             "low24h": market.price(stats.low),
             "lastPr": market.price(stats.last),
-            "quoteVolume": _plain(stats.quote_volume.quantize(Decimal("1e-6"))),
+            "quoteVolume": plain(stats.quote_volume.quantize(Decimal("1e-6"))),
             "baseVolume": market.amount(stats.volume),
-            "usdtVolume": _plain(stats.quote_volume.quantize(Decimal("1e-8"))),
+            "usdtVolume": plain(stats.quote_volume.quantize(Decimal("1e-8"))),
             "ts": str(self.server_time_ms()),
             "bidPr": market.price(max(ask - market.tick, market.tick)),
             "askPr": market.price(ask),
             "bidSz": market.amount(stats.volume / 20000),
             "askSz": market.amount(stats.volume / 50000),
             "openUtc": market.price(stats.open),
-            "changeUtc24h": _plain(change.quantize(Decimal("1e-5"))),
-            "change24h": _plain(change.quantize(Decimal("1e-4"))),
+            "changeUtc24h": plain(change.quantize(Decimal("1e-5"))),
+            "change24h": plain(change.quantize(Decimal("1e-4"))),
         }
 
     # ----- classic account -------------------------------------------------------------------
@@ -543,6 +605,100 @@ class BitgetServer(VenueServer):
             for balance in (held.get(asset, Balance(Decimal(0))),)
         ]
 
+    # ----- orders and fills (both account modes) ----------------------------------------------
+
+    def _invalid(self, name: str) -> VenueError:
+        return self.error(400, "40017", f"Parameter {name} error")
+
+    def _require(self, request: web.Request, name: str) -> None:
+        if not request.query.get(name):
+            raise self.error(400, "40019", f"Parameter {name} cannot be empty")
+
+    def _page(
+        self, request: web.Request, items: Iterable[ListedT], names: QueryNames
+    ) -> list[ListedT]:
+        query = names.parse(
+            request.query,
+            symbol_of=lambda market_id: self._market(market_id).symbol,
+            invalid=self._invalid,
+        )
+        return query.page(items).items
+
+    async def _unfilled_orders(self, request: web.Request, record: KeyRecord) -> list[Any]:
+        orders = self._page(request, record.account.open_orders(), CLASSIC_QUERY)
+        return [self._order_entry(record, order) for order in orders]
+
+    async def _fills(self, request: web.Request, record: KeyRecord) -> list[Any]:
+        """One market's fills (classic accounts must name it)."""
+        self._require(request, "symbol")
+        fills = self._page(request, record.account.trades, CLASSIC_QUERY)
+        return [self._fill_entry(record, trade) for trade in fills]
+
+    async def _unified_unfilled_orders(
+        self, request: web.Request, record: KeyRecord
+    ) -> dict[str, Any]:
+        """Spot orders of a unified account (``category`` SPOT; other categories are empty).
+        Bitget's ``cursor`` is the last item's id, even on the last page."""
+        self._require(request, "category")
+        spot = request.query["category"] == "SPOT"
+        orders = self._page(request, record.account.open_orders() if spot else [], UNIFIED_QUERY)
+        return {
+            "list": [_unified_order_entry(order) for order in orders],
+            "cursor": orders[-1].id if orders else "",
+        }
+
+    async def _unified_fills(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        fills = self._page(request, record.account.trades, UNIFIED_QUERY)
+        return {
+            "list": [_unified_fill_entry(trade) for trade in fills],
+            "cursor": fills[-1].id if fills else "",
+        }
+
+    def _order_entry(self, record: KeyRecord, order: DemoOrder) -> dict[str, Any]:
+        """A classic spot order: ``priceAvg`` is the limit price, ``basePrice`` the average fill."""
+        return {
+            "userId": str(record.account.uid),
+            "symbol": _market_id(order.symbol),
+            "orderId": order.id,
+            "clientOid": order.client_order_id,
+            "priceAvg": plain(order.price),
+            "size": plain(order.amount),
+            "orderType": order.type,
+            "side": order.side,
+            "status": _status(order),
+            "basePrice": plain(order.price) if order.filled else "0",
+            "baseVolume": plain(order.filled),
+            "quoteVolume": plain(order.cost),
+            "enterPointSource": "API",
+            "orderSource": "normal",
+            "tpslType": "normal",
+            "cTime": str(order.created_ms),
+            "uTime": str(order.updated_ms),
+        }
+
+    def _fill_entry(self, record: KeyRecord, trade: DemoTrade) -> dict[str, Any]:
+        """A classic spot fill; Bitget writes the fee as a negative ``totalFee``."""
+        return {
+            "userId": str(record.account.uid),
+            "symbol": _market_id(trade.symbol),
+            "orderId": trade.order_id,
+            "tradeId": trade.id,
+            "orderType": trade.order_type,
+            "side": trade.side,
+            "priceAvg": plain(trade.price),
+            "size": plain(trade.amount),
+            "amount": plain(trade.cost),
+            "feeDetail": {
+                "deduction": "no",
+                "feeCoin": trade.fee_currency,
+                "totalDeductionFee": "",
+                "totalFee": plain(-trade.fee),
+            },
+            "tradeScope": "taker" if trade.taker else "maker",
+            "cTime": str(trade.time_ms),
+            "uTime": str(trade.time_ms),
+        }
+
     # ----- unified account -------------------------------------------------------------------
 
     async def _settings(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
@@ -580,13 +736,13 @@ class BitgetServer(VenueServer):
         equity = sum(values.values(), Decimal(0))
         btc = self.prices["BTC/USDT"].last
         return {
-            "accountEquity": _plain(equity.quantize(Decimal("1e-8"))),
-            "usdtEquity": _plain(equity.quantize(Decimal("1e-8"))),
-            "btcEquity": _plain((equity / btc).quantize(Decimal("1e-8"))),
+            "accountEquity": plain(equity.quantize(Decimal("1e-8"))),
+            "usdtEquity": plain(equity.quantize(Decimal("1e-8"))),
+            "btcEquity": plain((equity / btc).quantize(Decimal("1e-8"))),
             "unrealisedPnl": "0",
             "usdtUnrealisedPnl": "0",
             "btcUnrealizedPnl": "0",
-            "effEquity": _plain(equity.quantize(Decimal("1e-8"))),
+            "effEquity": plain(equity.quantize(Decimal("1e-8"))),
             "mmr": "0",
             "imr": "0",
             "mgnRatio": "0",
@@ -594,12 +750,12 @@ class BitgetServer(VenueServer):
             "assets": [
                 {
                     "coin": asset,
-                    "equity": _plain(balance.total),
-                    "usdValue": _plain(values[asset].quantize(Decimal("1e-8"))),
-                    "balance": _plain(balance.total),
-                    "available": _plain(balance.free),
+                    "equity": plain(balance.total),
+                    "usdValue": plain(values[asset].quantize(Decimal("1e-8"))),
+                    "balance": plain(balance.total),
+                    "available": plain(balance.free),
                     "debt": "0",
-                    "locked": _plain(balance.used),
+                    "locked": plain(balance.used),
                 }
                 for asset, balance in held.items()
             ],

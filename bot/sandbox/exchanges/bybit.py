@@ -13,6 +13,7 @@ Demo accounts are unified trading accounts (UTA 2.0). Keys without an IP bound l
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -26,6 +27,14 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.exchanges.activity import (
+    DemoOrder,
+    DemoTrade,
+    ListedT,
+    OrderState,
+    Pair,
+    QueryNames,
+)
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
     DemoKey,
@@ -35,6 +44,7 @@ from bot.sandbox.exchanges.base import (
     VenueError,
     VenueServer,
     json_response,
+    plain,
     random_alnum,
 )
 
@@ -43,6 +53,17 @@ _FUTURE_TOLERANCE_MS = 1000
 #: Bybit lets keys without an IP bound lapse after 90 days.
 UNBOUND_KEY_LIFETIME_MS = 90 * 24 * 3600 * 1000
 _DAY_MS = 24 * 3600 * 1000
+#: How far back (and how wide) an execution-list window reaches.
+EXECUTION_WINDOW_MS = 7 * _DAY_MS
+#: What the open-order and execution lists take (``cursor``: an id), and their page sizes.
+ORDERS_QUERY = QueryNames(since=None, until=None, cursor="cursor", limits=(20, 50))
+EXECUTIONS_QUERY = QueryNames(cursor="cursor", limits=(50, 100))
+_ORDER_STATUS: Mapping[OrderState, str] = {
+    "new": "New",
+    "partially_filled": "PartiallyFilled",
+    "filled": "Filled",
+    "canceled": "Cancelled",
+}
 
 _SERVICE_UNAVAILABLE_PAGE = (
     "<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
@@ -172,6 +193,8 @@ class BybitServer(VenueServer):
             "/v5/account/info": self.private(self._account_info),
             "/v5/account/wallet-balance": self.private(self._wallet_balance),
             "/v5/asset/coin/query-info": self.private(self._coin_info),
+            "/v5/order/realtime": self.private(self._open_orders),
+            "/v5/execution/list": self.private(self._executions),
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
@@ -468,3 +491,134 @@ class BybitServer(VenueServer):
                 }
             ],
         }
+
+    # ----- orders and executions -------------------------------------------------------------
+
+    def _invalid(self, name: str) -> VenueError:
+        return self.error(10001, f"params error: {name} invalid")
+
+    def _symbol_of(self, market_id: str) -> str:
+        item = self._instruments_by_id.get(market_id)
+        if item is None:
+            raise self.error(10001, "Not supported symbols")
+        return item.symbol
+
+    def _in_category(self, request: web.Request, items: list[ListedT]) -> tuple[str, list[ListedT]]:
+        """The ``category`` asked for and the items of it (spot here; contracts otherwise)."""
+        category = self._category(request)
+        spot = category == "spot"
+        return category, [item for item in items if (Pair.of(item.symbol).settle is None) == spot]
+
+    async def _open_orders(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        query = ORDERS_QUERY.parse(request.query, symbol_of=self._symbol_of, invalid=self._invalid)
+        category, orders = self._in_category(request, record.account.open_orders())
+        page = query.page(orders)
+        return {
+            "list": [self._order_entry(order) for order in page.items],
+            "nextPageCursor": page.cursor or "",
+            "category": category,
+        }
+
+    async def _executions(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Fills of a seven-day window: the last seven days, or seven from the one bound sent."""
+        query = EXECUTIONS_QUERY.parse(
+            request.query, symbol_of=self._symbol_of, invalid=self._invalid
+        )
+        since, until = query.since_ms, query.until_ms
+        if since is None:
+            until = self.server_time_ms() if until is None else until
+            since = until - EXECUTION_WINDOW_MS
+        elif until is None:
+            until = since + EXECUTION_WINDOW_MS
+        category, trades = self._in_category(request, record.account.trades)
+        page = dataclasses.replace(query, since_ms=since, until_ms=until).page(trades)
+        orders = record.account.orders
+        return {
+            "nextPageCursor": page.cursor or "",
+            "category": category,
+            "list": [self._execution_entry(trade, orders[trade.order_id]) for trade in page.items],
+        }
+
+    def _order_entry(self, order: DemoOrder) -> dict[str, Any]:
+        item = self._instrument_of(order.symbol)
+        return {
+            "orderId": order.id,
+            "orderLinkId": order.client_order_id,
+            "blockTradeId": "",
+            "symbol": item.id,
+            "price": plain(order.price),
+            "qty": plain(order.amount),
+            "side": order.side.capitalize(),
+            "isLeverage": "0",
+            "positionIdx": 0,
+            "orderStatus": _ORDER_STATUS[order.state],
+            "cancelType": "UNKNOWN",
+            "rejectReason": "EC_NoError",
+            "avgPrice": plain(order.price) if order.filled else "0",
+            "leavesQty": plain(order.remaining),
+            "leavesValue": plain(order.remaining * order.price),
+            "cumExecQty": plain(order.filled),
+            "cumExecValue": plain(order.cost),
+            "cumExecFee": plain(order.fee),
+            "cumFeeDetail": {order.fee_currency: plain(order.fee)} if order.fee else {},
+            "timeInForce": "GTC",
+            "orderType": order.type.capitalize(),
+            "stopOrderType": "",
+            "orderIv": "",
+            "marketUnit": "",
+            "triggerPrice": "0.00",
+            "takeProfit": "0.00",
+            "stopLoss": "0.00",
+            "tpslMode": "",
+            "tpLimitPrice": "",
+            "slLimitPrice": "",
+            "tpTriggerBy": "",
+            "slTriggerBy": "",
+            "triggerDirection": 0,
+            "triggerBy": "",
+            "lastPriceOnCreated": "",
+            "reduceOnly": False,
+            "closeOnTrigger": False,
+            "placeType": "",
+            "smpType": "None",
+            "smpGroup": 0,
+            "smpOrderId": "",
+            "createdTime": str(order.created_ms),
+            "updatedTime": str(order.updated_ms),
+        }
+
+    def _execution_entry(self, trade: DemoTrade, order: DemoOrder) -> dict[str, Any]:
+        rate = self.fee_rates.rate(taker=trade.taker)
+        return {
+            "symbol": self._instrument_of(trade.symbol).id,
+            "orderType": trade.order_type.capitalize(),
+            "underlyingPrice": "",
+            "orderLinkId": trade.client_order_id,
+            "orderId": trade.order_id,
+            "stopOrderType": "",
+            "execTime": str(trade.time_ms),
+            "feeCurrency": trade.fee_currency,
+            "feeRate": plain(rate),
+            "tradeIv": "",
+            "blockTradeId": "",
+            "markPrice": "",
+            "execPrice": plain(trade.price),
+            "markIv": "",
+            "orderQty": plain(order.amount),
+            "orderPrice": plain(order.price),
+            "execValue": plain(trade.cost),
+            "closedSize": "",
+            "execType": "Trade",
+            "seq": trade.seq,
+            "side": trade.side.capitalize(),
+            "indexPrice": "",
+            "leavesQty": plain(order.remaining),
+            "isMaker": not trade.taker,
+            "execFee": plain(trade.fee),
+            "execId": trade.id,
+            "marketUnit": "",
+            "execQty": plain(trade.amount),
+        }
+
+    def _instrument_of(self, symbol: str) -> SpotInstrument:
+        return self._instruments_by_id[Pair.of(symbol).base + Pair.of(symbol).quote]

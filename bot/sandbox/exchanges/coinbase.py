@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 import uuid
@@ -35,15 +36,24 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from bot.sandbox.exchanges.activity import (
+    DemoOrder,
+    DemoTrade,
+    OrderState,
+    Query,
+    bounded_int,
+)
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
     Balance,
     DemoKey,
     DemoPermissions,
+    FeeRates,
     KeyRecord,
     Permission,
     VenueError,
     VenueServer,
+    plain,
 )
 
 #: How long ccxt (and Coinbase's own SDKs) make a token live: ``exp = nbf + 120``.
@@ -57,6 +67,14 @@ _KEY_NAME = re.compile(
     r"/apiKeys/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 )
 _UNAUTHORIZED = "Unauthorized\n"
+#: Orders or fills per page: by default, and at most.
+PAGE_LIMIT = (100, 1000)
+_ORDER_STATUS: Mapping[OrderState, str] = {
+    "new": "OPEN",
+    "partially_filled": "OPEN",
+    "filled": "FILLED",
+    "canceled": "CANCELLED",
+}
 
 
 @dataclass(frozen=True)
@@ -120,7 +138,7 @@ class Product:
         return f"{self.base}/{self.quote}"
 
     def price(self, value: Decimal) -> str:
-        return _plain(value.quantize(Decimal(self.price_increment)))
+        return plain(value.quantize(Decimal(self.price_increment)))
 
 
 PRODUCTS: tuple[Product, ...] = (
@@ -147,13 +165,31 @@ def _opening_price(product: Product) -> Decimal:
     )
 
 
-def _plain(value: Decimal) -> str:
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def _iso_micro(ms: int) -> str:
+    """Order timestamps, which Coinbase writes to the microsecond."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _invalid(name: str) -> VenueError:
+    return coinbase_error(400, "INVALID_ARGUMENT", f"invalid {name}")
+
+
+def _rfc3339_ms(params: Mapping[str, str], name: str) -> int | None:
+    """An optional RFC 3339 time parameter in epoch milliseconds."""
+    value = params.get(name, "")
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _invalid(name) from None
+    if moment.tzinfo is None:
+        raise _invalid(name)
+    return int(moment.timestamp() * 1000)
 
 
 def _b64url(text: str) -> bytes:
@@ -182,6 +218,8 @@ class CoinbaseServer(VenueServer):
 
     venue_id = "coinbase"
     key_format = _KEY_NAME
+    fee_rates = FeeRates(maker=Decimal("0.006"), taker=Decimal("0.012"))
+    fee_in_quote = True
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -189,6 +227,7 @@ class CoinbaseServer(VenueServer):
         super().__init__(host=host, port=port, reference_dir=reference_dir)
         self.products = PRODUCTS
         self._products_by_id = {product.id: product for product in self.products}
+        self._products_by_symbol = {product.symbol: product for product in self.products}
         self._public_keys: dict[str, ec.EllipticCurvePublicKey] = {}
         for product in self.products:
             self.set_price(product.symbol, _opening_price(product))
@@ -222,6 +261,12 @@ class CoinbaseServer(VenueServer):
         self._public_keys[key.api_key] = public_key or public_key_of(key.secret)
         return key
 
+    def new_order_id(self, seq: int) -> str:
+        return str(uuid.uuid4())
+
+    def new_trade_id(self, seq: int) -> str:
+        return str(uuid.uuid4())
+
     def portfolio_uuid(self, account: str) -> str:
         """The default portfolio of an account (every CDP key is scoped to one portfolio)."""
         return str(uuid.uuid5(_NAMESPACE, "portfolio/" + account))
@@ -240,6 +285,8 @@ class CoinbaseServer(VenueServer):
             "/api/v3/brokerage/key_permissions": self.private(self._key_permissions),
             "/api/v3/brokerage/transaction_summary": self.private(self._transaction_summary),
             "/api/v3/brokerage/accounts": self.private(self._accounts),
+            "/api/v3/brokerage/orders/historical/batch": self.private(self._orders),
+            "/api/v3/brokerage/orders/historical/fills": self.private(self._fills),
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
@@ -367,7 +414,7 @@ class CoinbaseServer(VenueServer):
                 400, {"errors": [{"id": "invalid_request", "message": "Invalid currency"}]}
             )
         rates = {
-            code: _plain((base_usd / usd).quantize(Decimal("1e-16")))
+            code: plain((base_usd / usd).quantize(Decimal("1e-16")))
             for code in ("USD", *CRYPTO)
             if (usd := self._usd_value(code))
         }
@@ -395,8 +442,8 @@ class CoinbaseServer(VenueServer):
         return {
             "product_id": product.id,
             "price": product.price(stats.last),
-            "price_percentage_change_24h": _plain(change.quantize(Decimal("1e-12"))),
-            "volume_24h": _plain(stats.volume),
+            "price_percentage_change_24h": plain(change.quantize(Decimal("1e-12"))),
+            "volume_24h": plain(stats.volume),
             "volume_percentage_change_24h": "0",
             "base_increment": product.base_increment,
             "quote_increment": product.price_increment,
@@ -428,7 +475,7 @@ class CoinbaseServer(VenueServer):
             "price_increment": product.price_increment,
             "display_name": product.id,
             "product_venue": "CBE",
-            "approximate_quote_24h_volume": _plain(stats.quote_volume.quantize(Decimal("0.01"))),
+            "approximate_quote_24h_volume": plain(stats.quote_volume.quantize(Decimal("0.01"))),
         }
 
     async def _ticker(self, request: web.Request) -> dict[str, Any]:
@@ -526,4 +573,135 @@ class CoinbaseServer(VenueServer):
             "hold": {"value": f"{held.used:.16f}", "currency": asset},
             "retail_portfolio_id": self.portfolio_uuid(record.account.name),
             "platform": "ACCOUNT_PLATFORM_CONSUMER",
+        }
+
+    # ----- orders and fills ------------------------------------------------------------------
+
+    def _wanted_symbols(self, request: web.Request) -> set[str]:
+        """Markets named by ``product_ids`` (or the older single ``product_id``); none = all."""
+        ids = request.query.getall("product_ids", []) + request.query.getall("product_id", [])
+        return {self._product(product_id).symbol for product_id in ids}
+
+    def _query(self, request: web.Request, since: str, until: str) -> Query:
+        """A time window (named ``since`` and ``until``, in RFC 3339), cursor and page size."""
+        params = request.query
+        default, high = PAGE_LIMIT
+        return Query(
+            since_ms=_rfc3339_ms(params, since),
+            until_ms=_rfc3339_ms(params, until),
+            cursor=params.get("cursor"),
+            limit=bounded_int(params, "limit", default=default, high=high, invalid=_invalid),
+        )
+
+    async def _orders(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Orders newest first, narrowed by ``order_status`` and products, paged by cursor."""
+        statuses = set(request.query.getall("order_status", []))
+        symbols = self._wanted_symbols(request)
+        page = self._query(request, "start_date", "end_date").page(
+            order
+            for order in record.account.orders.values()
+            if (not statuses or _ORDER_STATUS[order.state] in statuses)
+            and (not symbols or order.symbol in symbols)
+        )
+        return {
+            "orders": [self._order_entry(record, order) for order in page.items],
+            "sequence": "0",
+            "has_next": page.cursor is not None,
+            "cursor": page.cursor or "",
+        }
+
+    async def _fills(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Fills newest first, narrowed by products, orders and sequence time, paged by cursor."""
+        symbols = self._wanted_symbols(request)
+        order_ids = set(
+            request.query.getall("order_ids", []) + request.query.getall("order_id", [])
+        )
+        query = self._query(request, "start_sequence_timestamp", "end_sequence_timestamp")
+        page = query.page(
+            trade
+            for trade in record.account.trades
+            if (not symbols or trade.symbol in symbols)
+            and (not order_ids or trade.order_id in order_ids)
+        )
+        return {
+            "fills": [self._fill_entry(record, trade) for trade in page.items],
+            "cursor": page.cursor or "",
+        }
+
+    def _user_id(self, record: KeyRecord) -> str:
+        return str(uuid.uuid5(_NAMESPACE, "user/" + record.account.name))
+
+    def _order_entry(self, record: KeyRecord, order: DemoOrder) -> dict[str, Any]:
+        product = self._products_by_symbol[order.symbol]
+        size = plain(order.amount)
+        if order.type == "limit":
+            configuration: dict[str, Any] = {
+                "limit_limit_gtc": {
+                    "base_size": size,
+                    "limit_price": plain(order.price),
+                    "post_only": False,
+                }
+            }
+        else:
+            configuration = {"market_market_ioc": {"base_size": size}}
+        fee, filled_value = order.fee, order.cost  # fees are in the quote on Coinbase
+        return {
+            "order_id": order.id,
+            "product_id": product.id,
+            "user_id": self._user_id(record),
+            "order_configuration": configuration,
+            "side": order.side.upper(),
+            "client_order_id": order.client_order_id,
+            "status": _ORDER_STATUS[order.state],
+            "time_in_force": (
+                "GOOD_UNTIL_CANCELLED" if order.type == "limit" else "IMMEDIATE_OR_CANCEL"
+            ),
+            "created_time": _iso_micro(order.created_ms),
+            "completion_percentage": f"{order.filled / order.amount * 100:.2f}",
+            "filled_size": plain(order.filled),
+            "average_filled_price": plain(order.price) if order.filled else "0",
+            "fee": "",
+            "number_of_fills": str(sum(1 for t in record.account.trades if t.order_id == order.id)),
+            "filled_value": plain(filled_value),
+            "pending_cancel": False,
+            "size_in_quote": False,
+            "total_fees": plain(fee),
+            "size_inclusive_of_fees": False,
+            "total_value_after_fees": plain(
+                filled_value + fee if order.side == "buy" else filled_value - fee
+            ),
+            "trigger_status": "INVALID_ORDER_TYPE",
+            "order_type": order.type.upper(),
+            "reject_reason": "REJECT_REASON_UNSPECIFIED",
+            "settled": order.status != "open",
+            "product_type": "SPOT",
+            "reject_message": "",
+            "cancel_message": "",
+            "order_placement_source": "RETAIL_ADVANCED",
+            "outstanding_hold_amount": plain(self.hold_of(order)[1]),
+            "is_liquidation": False,
+            "last_fill_time": _iso(order.updated_ms) if order.filled else None,
+            "edit_history": [],
+            "leverage": "",
+            "margin_type": "UNKNOWN_MARGIN_TYPE",
+            "retail_portfolio_id": self.portfolio_uuid(record.account.name),
+        }
+
+    def _fill_entry(self, record: KeyRecord, trade: DemoTrade) -> dict[str, Any]:
+        return {
+            "entry_id": hashlib.sha256(trade.id.encode()).hexdigest(),
+            "trade_id": trade.id,
+            "order_id": trade.order_id,
+            "trade_time": _iso(trade.time_ms),
+            "trade_type": "FILL",
+            "price": plain(trade.price),
+            "size": plain(trade.amount),
+            "commission": plain(trade.fee),
+            "product_id": self._products_by_symbol[trade.symbol].id,
+            "sequence_timestamp": _iso_micro(trade.time_ms),
+            "liquidity_indicator": "TAKER" if trade.taker else "MAKER",
+            "size_in_quote": False,
+            "user_id": self._user_id(record),
+            "side": trade.side.upper(),
+            "retail_portfolio_id": self.portfolio_uuid(record.account.name),
         }

@@ -18,6 +18,7 @@ import hmac
 import json
 import re
 import secrets
+import string
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -29,10 +30,12 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, newest_first
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
     DemoKey,
     DemoPermissions,
+    FeeRates,
     KeyRecord,
     Permission,
     PriceStats,
@@ -47,6 +50,9 @@ _API_KEY_BYTES = 42
 #: The private key ("secret") is 64 random bytes in base64: 88 characters ending in ``==``.
 _SECRET_BYTES = 64
 _MAX_NONCE = 2**64 - 1
+#: Trades per ``TradesHistory`` answer (page with ``ofs``).
+TRADES_PAGE = 50
+_TXID_ALPHABET = string.ascii_uppercase + string.digits
 
 #: What each demo flag grants, in Kraken's permission names (``GetApiKeyInfo``).
 _KRAKEN_PERMISSIONS: Mapping[str, tuple[str, ...]] = {
@@ -165,19 +171,51 @@ def _cloudflare_page(status: int) -> str:
     )
 
 
-def _nonce(body: str, content_type: str) -> int:
-    """The request's ``nonce`` from a url-encoded or JSON body (Kraken accepts both)."""
-    if content_type == "application/json":
-        try:
-            params = json.loads(body or "{}")
-        except ValueError:
-            raise kraken_error("EGeneral:Invalid arguments") from None
-        value = str(params.get("nonce", "")) if isinstance(params, dict) else ""
-    else:
-        value = dict(parse_qsl(body, keep_blank_values=True)).get("nonce", "")
+def _invalid_arguments() -> VenueError:
+    return kraken_error("EGeneral:Invalid arguments")
+
+
+def _body_params(body: str, content_type: str) -> dict[str, str]:
+    """A private call's parameters from a url-encoded or JSON body (Kraken accepts both)."""
+    if content_type != "application/json":
+        return dict(parse_qsl(body, keep_blank_values=True))
+    try:
+        params = json.loads(body or "{}")
+    except ValueError:
+        raise _invalid_arguments() from None
+    if not isinstance(params, dict):
+        raise _invalid_arguments()
+    return {name: str(value) for name, value in params.items()}
+
+
+def _nonce(params: Mapping[str, str]) -> int:
+    value = params.get("nonce", "")
     if not value.isdigit() or int(value) > _MAX_NONCE:
         raise kraken_error("EAPI:Invalid nonce")
     return int(value)
+
+
+def _seconds(params: Mapping[str, str], name: str) -> int | None:
+    """A unix-seconds bound (``start``/``end``); Kraken also takes trade ids there, not served."""
+    value = params.get(name, "")
+    if value == "":
+        return None
+    if not value.isdigit():
+        raise _invalid_arguments()
+    return int(value)
+
+
+def _txid(first: str) -> str:
+    """A Kraken transaction id: ``OXCZ7B-EMVZQ-MTJTQJ`` for orders, ``T…`` for trades."""
+    chars = first + "".join(secrets.choice(_TXID_ALPHABET) for _ in range(16))
+    return f"{chars[:6]}-{chars[6:11]}-{chars[11:]}"
+
+
+def _fixed(value: Decimal, places: int) -> str:
+    """``value`` with at least ``places`` decimals, never rounding a digit away."""
+    exponent = value.normalize().as_tuple().exponent
+    digits = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return f"{value:.{max(places, digits)}f}"
 
 
 def _iiban(uid: int) -> str:
@@ -191,10 +229,13 @@ def _iiban(uid: int) -> str:
 
 
 class KrakenServer(VenueServer):
-    """Kraken spot ``/0/public`` and the ``/0/private`` methods a key check and a sweep use."""
+    """Kraken spot ``/0/public`` and the ``/0/private`` methods a key check, a sweep and the
+    account reads use."""
 
     venue_id = "kraken"
     key_format = API_KEY_FORMAT
+    fee_rates = FeeRates(maker=Decimal("0.0025"), taker=Decimal("0.004"))
+    fee_in_quote = True
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -204,12 +245,19 @@ class KrakenServer(VenueServer):
         # False answers GetApiKeyInfo without "permissions", as older or partial answers do.
         self.reports_permissions = True
         self._pairs_by_name = {name: p for p in self.pairs for name in (p.id, p.altname)}
+        self._pairs_by_symbol = {pair.symbol: pair for pair in self.pairs}
         #: Highest nonce each key has used, and when (unix s): Kraken refuses anything lower.
         self._last_nonce: dict[str, tuple[int, int]] = {}
         for pair in self.pairs:
             price = DEMO_PRICES.get(pair.symbol) or DEMO_PRICES.get(f"{pair.base}/USDT")
             if price is not None:
                 self.set_price(pair.symbol, price)
+
+    def new_order_id(self, seq: int) -> str:
+        return _txid("O")
+
+    def new_trade_id(self, seq: int) -> str:
+        return _txid("T")
 
     def new_key_material(self, with_passphrase: bool) -> DemoKey:
         """Kraken keys have no passphrase; ``with_passphrase`` is ignored."""
@@ -248,6 +296,8 @@ class KrakenServer(VenueServer):
         private: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
             "Balance": self.private(self._balance),
             "BalanceEx": self.private(self._balance_ex),
+            "OpenOrders": self.private(self._open_orders),
+            "TradesHistory": self.private(self._trades_history),
             # Kraken: "API Key Permissions Required: None".
             "GetApiKeyInfo": self._any_key(self._api_key_info),
         }
@@ -271,7 +321,7 @@ class KrakenServer(VenueServer):
             raise kraken_error("EAPI:Invalid signature")
 
         body = await request.text() if request.body_exists else ""
-        nonce = _nonce(body, request.content_type)
+        nonce = _nonce(_body_params(body, request.content_type))
         message = request.path.encode() + hashlib.sha256(f"{nonce}{body}".encode()).digest()
         expected = hmac.new(base64.b64decode(record.key.secret), message, hashlib.sha512).digest()
         if not hmac.compare_digest(expected, signature):
@@ -409,4 +459,75 @@ class KrakenServer(VenueServer):
             "modifiedTime": created,
             "ipAllowlist": sorted(record.trusted_ips) if flags.ip_restricted else [],
             "lastUsed": str(last_used),
+        }
+
+    async def _open_orders(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        return {
+            "open": {order.id: self._order_entry(order) for order in record.account.open_orders()}
+        }
+
+    def _order_entry(self, order: DemoOrder) -> dict[str, Any]:
+        pair = self._pairs_by_symbol[order.symbol]
+        price = _fixed(order.price, pair.decimals)
+        return {
+            "refid": None,
+            "userref": 0,
+            "cl_ord_id": order.client_order_id,
+            "status": order.status,
+            "opentm": order.created_ms / 1000,
+            "starttm": 0,
+            "expiretm": 0,
+            "descr": {
+                "pair": pair.altname,
+                "type": order.side,
+                "ordertype": order.type,
+                "price": price,
+                "price2": "0",
+                "leverage": "none",
+                "order": f"{order.side} {order.amount:.8f} {pair.altname} @ {order.type} {price}",
+                "close": "",
+            },
+            "vol": f"{order.amount:.8f}",
+            "vol_exec": f"{order.filled:.8f}",
+            "cost": _fixed(order.cost, 5),
+            "fee": _fixed(order.fee, 5),
+            "price": _fixed(order.price if order.filled else Decimal(0), pair.decimals),
+            "stopprice": "0.00000",
+            "limitprice": "0.00000",
+            "misc": "",
+            "oflags": "fciq",
+        }
+
+    async def _trades_history(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Newest first, 50 at a time from offset ``ofs``; ``start`` is exclusive and ``end``
+        inclusive, in unix seconds."""
+        params = _body_params(await request.text(), request.content_type)
+        start, end = _seconds(params, "start"), _seconds(params, "end")
+        offset = _seconds(params, "ofs") or 0
+        trades = newest_first(
+            record.account.trades,
+            since_ms=None if start is None else (start + 1) * 1000,
+            until_ms=None if end is None else end * 1000 + 999,
+        )
+        page = trades[offset : offset + TRADES_PAGE]
+        return {"trades": {t.id: self._trade_entry(t) for t in page}, "count": len(trades)}
+
+    def _trade_entry(self, trade: DemoTrade) -> dict[str, Any]:
+        pair = self._pairs_by_symbol[trade.symbol]
+        return {
+            "ordertxid": trade.order_id,
+            "postxid": _txid("T"),
+            "pair": pair.id,
+            "time": trade.time_ms / 1000,
+            "type": trade.side,
+            "ordertype": trade.order_type,
+            "price": _fixed(trade.price, pair.decimals),
+            "cost": _fixed(trade.cost, 5),
+            "fee": _fixed(trade.fee, 5),
+            "vol": f"{trade.amount:.8f}",
+            "margin": "0.00000",
+            "leverage": "0",
+            "misc": "",
+            "trade_id": trade.seq,
+            "maker": not trade.taker,
         }

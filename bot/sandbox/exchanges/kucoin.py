@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, QueryNames
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
     Balance,
@@ -36,6 +37,7 @@ from bot.sandbox.exchanges.base import (
     VenueError,
     VenueServer,
     json_response,
+    plain,
     random_alnum,
 )
 
@@ -43,6 +45,8 @@ TIMESTAMP_TOLERANCE_MS = 5000
 SUCCESS = "200000"
 #: KuCoin moved every classic spot account to high-frequency trading accounts.
 TRADE_ACCOUNT = "trade_hf"
+#: What ``hf/fills`` takes (``lastId``: an id), and its page sizes.
+FILLS_QUERY = QueryNames(since="startAt", until="endAt", cursor="lastId", limits=(20, 100))
 
 _SERVICE_UNAVAILABLE_PAGE = (
     "<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
@@ -181,10 +185,12 @@ def _account_id(uid: int, currency: str) -> str:
 
 
 class KucoinServer(VenueServer):
-    """KuCoin spot: market data, API key info and high-frequency trade account balances."""
+    """KuCoin spot: market data, API key info, high-frequency trade account balances, open
+    orders and fills (the high-frequency endpoints want a market per call)."""
 
     venue_id = "kucoin"
     key_format = re.compile(r"[0-9a-f]{24}")
+    fee_in_quote = True
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -219,6 +225,10 @@ class KucoinServer(VenueServer):
             permissions, account=account, with_passphrase=with_passphrase, material=material
         )
 
+    def new_order_id(self, seq: int) -> str:
+        """24 hex digits, like KuCoin's object ids."""
+        return uuid.uuid4().hex[:24]
+
     # ----- routes ----------------------------------------------------------------------------
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -233,6 +243,8 @@ class KucoinServer(VenueServer):
             "/api/ua/v1/account/mode": self.private(self._account_mode),
             "/api/v1/hf/accounts/opened": self.private(self._hf_opened),
             "/api/v1/accounts": self.private(self._accounts),
+            "/api/v1/hf/orders/active": self.private(self._active_orders),
+            "/api/v1/hf/fills": self.private(self._fills),
             # ccxt's load_markets asks for these whenever a key is set.
             "/api/v3/margin/symbols": self.private(self._margin_symbols),
             "/api/v1/isolated/symbols": self.private(self._isolated_symbols),
@@ -316,6 +328,12 @@ class KucoinServer(VenueServer):
         if item is None:
             raise kucoin_error(400, "400100", "Unsupported trading pair.")
         return item, self.prices[item.symbol]
+
+    def _required_symbol(self, request: web.Request) -> SpotSymbol:
+        """The market the high-frequency order and fill lists require."""
+        if not request.query.get("symbol"):
+            raise _invalid("symbol")
+        return self._symbol(request)[0]
 
     # ----- public endpoints ------------------------------------------------------------------
 
@@ -434,6 +452,27 @@ class KucoinServer(VenueServer):
             if wanted_currency in (None, currency)
         ]
 
+    async def _active_orders(self, request: web.Request, record: KeyRecord) -> list[Any]:
+        """One market's open spot orders; margin trade types have none here."""
+        item = self._required_symbol(request)
+        if request.query.get("tradeType", "TRADE") != "TRADE":
+            return []
+        return [_order_entry(order, item) for order in record.account.open_orders(item.symbol)]
+
+    async def _fills(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """One market's fills (of one order, with ``orderId``), newest first, below ``lastId``."""
+        item = self._required_symbol(request)
+        query = FILLS_QUERY.parse(request.query, symbol_of=lambda _: item.symbol, invalid=_invalid)
+        order_id = request.query.get("orderId")
+        page = query.page(t for t in record.account.trades if order_id in (None, t.order_id))
+        return {
+            "items": [
+                _fill_entry(trade, item, self.fee_rates.rate(taker=trade.taker))
+                for trade in page.items
+            ],
+            "lastId": int(page.items[-1].id) if page.items else 0,
+        }
+
     async def _margin_symbols(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
         infos = [item.info() for item in self.symbols if item.margin]
         items = [{key: info[key] for key in MARGIN_SYMBOL_FIELDS} for info in infos]
@@ -462,6 +501,76 @@ class KucoinServer(VenueServer):
             for item in self.symbols
             if item.margin
         ]
+
+
+def _invalid(name: str) -> VenueError:
+    return kucoin_error(400, "400100", f"Parameter [{name}] is invalid or missing")
+
+
+def _order_entry(order: DemoOrder, item: SpotSymbol) -> dict[str, Any]:
+    """A high-frequency order, as ``hf/orders/active`` lists it."""
+    return {
+        "id": order.id,
+        "clientOid": order.client_order_id,
+        "symbol": item.id,
+        "opType": "DEAL",
+        "type": order.type,
+        "side": order.side,
+        "price": plain(order.price),
+        "size": plain(order.amount),
+        "funds": "0",
+        "dealSize": plain(order.filled),
+        "dealFunds": plain(order.cost),
+        "remainSize": plain(order.remaining),
+        "remainFunds": plain(order.remaining * order.price),
+        "cancelledSize": "0",
+        "cancelledFunds": "0",
+        "fee": plain(order.fee),
+        "feeCurrency": item.quote,
+        "stp": "",
+        "timeInForce": "GTC",
+        "postOnly": False,
+        "hidden": False,
+        "iceberg": False,
+        "visibleSize": "0",
+        "cancelAfter": 0,
+        "channel": "API",
+        "remark": None,
+        "tags": None,
+        "cancelExist": False,
+        "tradeType": "TRADE",
+        "inOrderBook": order.status == "open",
+        "active": order.status == "open",
+        "tax": "0",
+        "createdAt": order.created_ms,
+        "lastUpdatedAt": order.updated_ms,
+    }
+
+
+def _fill_entry(trade: DemoTrade, item: SpotSymbol, rate: Decimal) -> dict[str, Any]:
+    """A high-frequency fill; ``id`` is what ``lastId`` pages by."""
+    return {
+        "id": int(trade.id),
+        "symbol": item.id,
+        "tradeId": trade.id,
+        "orderId": trade.order_id,
+        "counterOrderId": uuid.uuid4().hex[:24],
+        "side": trade.side,
+        "liquidity": "taker" if trade.taker else "maker",
+        "forceTaker": False,
+        "price": plain(trade.price),
+        "size": plain(trade.amount),
+        "funds": plain(trade.cost),
+        "fee": plain(trade.fee),
+        "feeRate": plain(rate),
+        "feeCurrency": trade.fee_currency,
+        "stop": "",
+        "tradeType": "TRADE",
+        "taxRate": "0",
+        "tax": "0",
+        "type": trade.order_type,
+        "createdAt": trade.time_ms,
+    }
 
 
 def _account_entry(uid: int, currency: str, balance: Balance) -> dict[str, Any]:

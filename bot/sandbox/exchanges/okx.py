@@ -29,12 +29,21 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from bot.sandbox.exchanges.activity import (
+    DemoOrder,
+    DemoTrade,
+    ListedT,
+    Pair,
+    Query,
+    QueryNames,
+)
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
     Balance,
     DemoAccount,
     DemoKey,
     DemoPermissions,
+    FeeRates,
     KeyRecord,
     Permission,
     PriceStats,
@@ -49,6 +58,8 @@ TIMESTAMP_TOLERANCE_MS = 30_000
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 _INST_TYPES = frozenset({"SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION"})
 _PASSPHRASE_SPECIALS = "!@#$%^&*()-_+="
+#: What ``orders-pending`` and ``fills-history`` call their filters (``after``: an id).
+QUERY = QueryNames(symbol="instId", since="begin", until="end", cursor="after")
 
 #: Withdrawal networks of the recorded spot markets' assets: (chain, fee, minimum withdrawal).
 CHAINS: Mapping[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
@@ -121,6 +132,10 @@ def _param_missing(name: str) -> VenueError:
     return okx_error(400, "50014", f"Parameter {name} can't be empty.")
 
 
+def _param_error(name: str) -> VenueError:
+    return okx_error(400, "51000", f"Parameter {name} error")
+
+
 def _num(value: Decimal) -> str:
     """Decimals the way OKX prints them: no exponent, no trailing zeros."""
     return format(value.normalize(), "f")
@@ -163,6 +178,7 @@ class OkxServer(VenueServer):
     key_format: ClassVar[re.Pattern[str]] = re.compile(
         r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
     )
+    fee_rates = FeeRates(maker=Decimal("0.0008"), taker=Decimal("0.001"))
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -170,6 +186,7 @@ class OkxServer(VenueServer):
         super().__init__(host=host, port=port, reference_dir=reference_dir)
         self.instruments = load_instruments(self.reference_dir)
         self._by_id = {instrument.inst_id: instrument for instrument in self.instruments}
+        self._by_symbol = {instrument.symbol: instrument for instrument in self.instruments}
         self._demo_trading_keys: set[str] = set()
         for instrument in self.instruments:
             if instrument.symbol in DEMO_PRICES:
@@ -184,6 +201,8 @@ class OkxServer(VenueServer):
             "/api/v5/account/config": self.private(self._config),
             "/api/v5/account/balance": self.private(self._balance),
             "/api/v5/asset/currencies": self.private(self._currencies),
+            "/api/v5/trade/orders-pending": self.private(self._orders_pending),
+            "/api/v5/trade/fills-history": self.private(self._fills_history),
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
@@ -319,10 +338,14 @@ class OkxServer(VenueServer):
         inst_id = request.query.get("instId", "")
         if not inst_id:
             raise _param_missing("instId")
+        instrument = self._instrument(inst_id)
+        return [self._ticker_entry(instrument, self.prices[instrument.symbol])]
+
+    def _instrument(self, inst_id: str) -> Instrument:
         instrument = self._by_id.get(inst_id)
         if instrument is None or instrument.symbol not in self.prices:
             raise okx_error(200, "51001", "Instrument ID doesn't exist.")
-        return [self._ticker_entry(instrument, self.prices[instrument.symbol])]
+        return instrument
 
     def _ticker_entry(self, instrument: Instrument, stats: PriceStats) -> dict[str, Any]:
         ask = instrument.price(stats.last)
@@ -478,6 +501,37 @@ class OkxServer(VenueServer):
             "uplLiab": "",
         }
 
+    def _query(self, request: web.Request) -> Query:
+        return QUERY.parse(
+            request.query,
+            symbol_of=lambda inst_id: self._instrument(inst_id).symbol,
+            invalid=_param_error,
+        )
+
+    def _of_type(self, request: web.Request, items: list[ListedT]) -> list[ListedT]:
+        """The items of the ``instType`` sent (all without one)."""
+        inst_type = self._inst_type(request) if "instType" in request.query else None
+        return [
+            item
+            for item in items
+            if inst_type in (None, self._by_symbol[item.symbol].info["instType"])
+        ]
+
+    async def _orders_pending(self, request: web.Request, record: KeyRecord) -> list[Any]:
+        page = self._query(request).page(self._of_type(request, record.account.open_orders()))
+        return [_order_entry(order, self._by_symbol[order.symbol]) for order in page.items]
+
+    async def _fills_history(self, request: web.Request, record: KeyRecord) -> list[Any]:
+        """The last three months' fills; OKX requires ``instType`` here."""
+        self._inst_type(request)
+        page = self._query(request).page(self._of_type(request, record.account.trades))
+        return [
+            _fill_entry(
+                trade, self._by_symbol[trade.symbol], self.fee_rates.rate(taker=trade.taker)
+            )
+            for trade in page.items
+        ]
+
     async def _currencies(self, request: web.Request, record: KeyRecord) -> list[dict[str, Any]]:
         """One entry per (currency, chain); ``ccy`` (comma list) narrows it."""
         wanted = {ccy for ccy in request.query.get("ccy", "").split(",") if ccy}
@@ -487,6 +541,92 @@ class OkxServer(VenueServer):
             if not wanted or ccy in wanted
             for index, (chain, fee, min_wd) in enumerate(chains)
         ]
+
+
+def _order_entry(order: DemoOrder, instrument: Instrument) -> dict[str, Any]:
+    """An ``orders-pending`` entry; OKX writes fees as negative amounts (charged)."""
+    quote = Pair.of(instrument.symbol).quote
+    return {
+        "accFillSz": _num(order.filled),
+        "algoClOrdId": "",
+        "algoId": "",
+        "attachAlgoClOrdId": "",
+        "attachAlgoOrds": [],
+        "avgPx": _num(order.price) if order.filled else "",
+        "cTime": str(order.created_ms),
+        "cancelSource": "",
+        "cancelSourceReason": "",
+        "category": "normal",
+        "ccy": "",
+        "clOrdId": order.client_order_id,
+        "fee": _num(-order.fee),
+        "feeCcy": order.fee_currency or quote,
+        "fillPx": _num(order.price) if order.filled else "",
+        "fillSz": "0",
+        "fillTime": str(order.updated_ms) if order.filled else "",
+        "instId": instrument.inst_id,
+        "instType": instrument.info["instType"],
+        "lever": str(order.leverage) if order.leverage > 1 else "",
+        "ordId": order.id,
+        "ordType": order.type,
+        "pnl": "0",
+        "posSide": "net",
+        "px": _num(order.price),
+        "pxType": "",
+        "pxUsd": "",
+        "pxVol": "",
+        "quickMgnType": "",
+        "rebate": "0",
+        "rebateCcy": quote,
+        "reduceOnly": "false",
+        "side": order.side,
+        "slOrdPx": "",
+        "slTriggerPx": "",
+        "slTriggerPxType": "",
+        "source": "",
+        "state": "live" if order.state == "new" else order.state,
+        "stpId": "",
+        "stpMode": "cancel_maker",
+        "sz": _num(order.amount),
+        "tag": "",
+        "tdMode": "cross" if order.leverage > 1 else "cash",
+        "tgtCcy": "",
+        "tpOrdPx": "",
+        "tpTriggerPx": "",
+        "tpTriggerPxType": "",
+        "tradeId": "",
+        "uTime": str(order.updated_ms),
+    }
+
+
+def _fill_entry(trade: DemoTrade, instrument: Instrument, rate: Decimal) -> dict[str, Any]:
+    """A ``fills-history`` entry; pages go by ``billId``, here the trade id."""
+    return {
+        "side": trade.side,
+        "fillSz": _num(trade.amount),
+        "fillPx": _num(trade.price),
+        "fillPxVol": "",
+        "fillFwdPx": "",
+        "fee": _num(-trade.fee),
+        "fillPnl": _num(trade.realized_pnl),
+        "ordId": trade.order_id,
+        "feeRate": _num(-rate),
+        "instType": instrument.info["instType"],
+        "fillPxUsd": "",
+        "instId": instrument.inst_id,
+        "clOrdId": trade.client_order_id,
+        "posSide": "net",
+        "billId": trade.id,
+        "fillMarkVol": "",
+        "tag": "",
+        "fillTime": str(trade.time_ms),
+        "execType": "T" if trade.taker else "M",
+        "fillIdxPx": "",
+        "tradeId": trade.id,
+        "fillMarkPx": "",
+        "feeCcy": trade.fee_currency,
+        "ts": str(trade.time_ms),
+    }
 
 
 def _chain_entry(
