@@ -73,7 +73,7 @@ def parse_holdings(balance: Mapping[str, Any], venue: Venue) -> Holdings:
         if free is None and used is None and total is None:
             continue
         if free is None:
-            free = (total or ZERO) - (used or ZERO)
+            free = total - (used or ZERO) if total is not None else ZERO
         if used is None:
             used = (total or free) - free
         if free == 0 and used == 0:

@@ -53,14 +53,29 @@ class PriceSource:
 
 @dataclass(frozen=True)
 class Rate:
-    """How many units of the quote one unit of an asset is worth, and the pairs that said so."""
+    """How many units of the quote one unit of an asset is worth (``times`` / ``per``: an
+    inverse pair divides, so a value is computed with one rounding, not two), and the pairs
+    that said so."""
 
-    price: Decimal
+    times: Decimal
     via: tuple[str, ...] = ()
     pegged: bool = False  # somewhere a stablecoin was taken at 1:1 for want of a ticker
+    per: Decimal = Decimal(1)
+
+    @property
+    def price(self) -> Decimal:
+        return self.times / self.per
+
+    def value(self, amount: Decimal) -> Decimal:
+        return amount * self.times / self.per
 
     def then(self, other: Rate) -> Rate:
-        return Rate(self.price * other.price, self.via + other.via, self.pegged or other.pegged)
+        return Rate(
+            self.times * other.times,
+            self.via + other.via,
+            self.pegged or other.pegged,
+            self.per * other.per,
+        )
 
 
 async def fetch_prices(client: ccxt.Exchange) -> dict[Pair, Decimal]:
@@ -213,7 +228,7 @@ class PriceView:
             return Rate(price, (f"{asset}/{quote}@{source.venue_id}",))
         inverse = book.get((quote, asset))
         if inverse:
-            return Rate(1 / inverse, (f"{quote}/{asset}@{source.venue_id}",))
+            return Rate(Decimal(1), (f"{quote}/{asset}@{source.venue_id}",), per=inverse)
         return None
 
 
@@ -253,7 +268,7 @@ def value_holdings(holdings: Holdings, view: PriceView, quote: str, home: PriceS
             valued.append(AssetValue(asset, balance, None, None))
         else:
             valued.append(
-                AssetValue(asset, balance, rate.price, balance.total * rate.price, rate.via)
+                AssetValue(asset, balance, rate.price, rate.value(balance.total), rate.via)
             )
     valued.sort(key=lambda a: (a.value is None, -(a.value or 0), a.asset))
     return Valuation(quote, tuple(valued))

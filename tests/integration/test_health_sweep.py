@@ -10,112 +10,44 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from bot.exchanges.catalogue import get_venue
-from bot.exchanges.connections import ConnectionPolicy, ConnectionService
-from bot.exchanges.health import HealthPolicy
 from bot.exchanges.key_check import KeyAccepted
-from bot.exchanges.pool import ClientPool, MarketKey
-from bot.exchanges.prices import PriceFeed
-from bot.redaction import SecretRedactor
-from bot.rules.balance_sweep import BalanceReader, BalanceSweep
+from bot.exchanges.pool import MarketKey
 from bot.rules.sweeps import Sweeper
-from bot.rules.throttle import VenueBudgets, VenueThrottle
 from bot.sandbox.exchanges import (
     SERVERS,
     BinanceServer,
-    DemoKey,
     DemoPermissions,
     OkxServer,
-    VenueServer,
 )
-from storage.activity import ActivityLog
-from storage.chats import ChatRepository
-from storage.connections import ConnectionRecord, ConnectionRepository, ConnectionStatus
+from storage.connections import ConnectionRecord, ConnectionStatus
 from storage.credentials import Credentials, KeyRole
 from storage.database import Database
 from storage.outbox import Outbox
-from storage.vault import Vault, generate_master_key, parse_master_key
 from tests.clock import ManualClock
+from tests.integration.sweep_stack import (
+    CHAT,
+    PERIOD,
+    READ,
+    T0,
+    MakeStack,
+    Stack,
+    StackFactory,
+    down,
+    reads,
+    store,
+    transitions,
+)
 
 CONNECTED, REAUTH, ERROR = (
     ConnectionStatus.CONNECTED,
     ConnectionStatus.REAUTH,
     ConnectionStatus.ERROR,
 )
-T0 = datetime(2026, 2, 9, 10, 0, tzinfo=UTC)
-PERIOD = timedelta(minutes=5)
-POLICY = HealthPolicy(PERIOD)
-CHAT = 4242
-PERMISSION_PERIOD = timedelta(hours=1)
-#: The one signed call a sweep makes per connection: its balance read.
-READ = {
-    "binance": "/api/v3/account",
-    "okx": "/api/v5/account/balance",
-}
-
-
-class OneLane(VenueBudgets):
-    """Each venue's checks one at a time and without spacing: they run in the order they are
-    due and no test waits for a rate budget (the throttle has tests of its own)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._lanes: dict[str, VenueThrottle] = {}
-
-    def __call__(self, venue_id: str) -> VenueThrottle:
-        return self._lanes.setdefault(venue_id, VenueThrottle(1, 1_000_000))
-
-
-class Stack:
-    """What one bot process holds for the sweep; a restart is a new Stack on the same database."""
-
-    def __init__(
-        self,
-        database: Database,
-        vault: Vault,
-        clock: ManualClock,
-        servers: tuple[VenueServer, ...],
-        timeout_ms: int,
-    ) -> None:
-        endpoints = {server.venue_id: server.base_url for server in servers}
-        self.repo = ConnectionRepository(database, vault)
-        self.activity = ActivityLog(database)
-        self.pool = ClientPool(endpoints, clock=clock, timeout_ms=timeout_ms)
-        self.service = ConnectionService(
-            self.repo,
-            self.activity,
-            ConnectionPolicy(max_per_chat=20, endpoints=endpoints, health=POLICY),
-            SecretRedactor(),
-            clock=clock,
-            pool=self.pool,
-        )
-        chats = ChatRepository(database)
-        self.reader = BalanceReader(
-            self.service,
-            self.repo,
-            self.activity,
-            self.pool,
-            PriceFeed(self.pool, clock=clock),
-            chats,
-            POLICY,
-            permission_period=PERMISSION_PERIOD,
-            clock=clock,
-        )
-        self.sweep = BalanceSweep(
-            self.reader, self.repo, self.pool, chats, budgets=OneLane(), clock=clock
-        )
-
-    async def get(self, record: ConnectionRecord) -> ConnectionRecord:
-        current = await self.repo.get(record.chat_id, record.id)
-        assert current is not None
-        return current
-
-
-MakeStack = Callable[..., Stack]
 
 
 @pytest.fixture
@@ -138,63 +70,8 @@ async def okx() -> AsyncIterator[OkxServer]:
 @pytest.fixture
 async def stacks(database: Database, clock: ManualClock) -> AsyncIterator[MakeStack]:
     """Build stacks (one master key for all, as after a restart); their pools close at the end."""
-    vault = Vault(parse_master_key(generate_master_key()))
-    made: list[Stack] = []
-
-    def make(*servers: VenueServer, timeout_ms: int = 3000) -> Stack:
-        stack = Stack(database, vault, clock, servers, timeout_ms)
-        made.append(stack)
-        return stack
-
-    yield make
-    await asyncio.gather(*(stack.pool.close() for stack in made))
-
-
-async def store(
-    stack: Stack,
-    server: VenueServer,
-    label: str,
-    *,
-    next_check_at: datetime | None = None,
-    next_permission_check_at: datetime | None = T0 + PERMISSION_PERIOD,
-) -> tuple[ConnectionRecord, DemoKey]:
-    """A read key issued on the venue, stored as a connection (due at once unless told), its
-    permissions probed as it was connected."""
-    key = server.issue_key(
-        DemoPermissions(read=True), with_passphrase=get_venue(server.venue_id).needs_passphrase
-    )
-    record = await stack.repo.add(
-        CHAT,
-        label=label,
-        venue=server.venue_id,
-        sandbox=False,
-        role=KeyRole.READ,
-        credentials=Credentials(key.api_key, key.secret, key.passphrase),
-        permissions="read,noip",
-        limit=20,
-        now=T0,
-        next_check_at=next_check_at,
-        next_permission_check_at=next_permission_check_at,
-    )
-    return record, key
-
-
-def down(server: VenueServer, status: int) -> None:
-    """The venue fails the next sweep's calls: its one ticker call, then the balance read."""
-    server.fail_next(2, status=status)
-
-
-def reads(server: VenueServer) -> list[int]:
-    """The HTTP statuses of the balance reads the venue has answered, in order."""
-    return [r.status for r in server.request_log if r.path == READ[server.venue_id]]
-
-
-async def transitions(database: Database) -> list[tuple[int | None, str, str]]:
-    """Pending status notices as (connection, previous, status)."""
-    return [
-        (p.notice.connection_id, p.notice.payload["previous"], p.notice.payload["status"])
-        for p in await Outbox(database).pending()
-    ]
+    async with StackFactory(database, clock) as make:
+        yield make
 
 
 async def eventually(condition: Callable[[], Awaitable[bool] | bool]) -> None:

@@ -345,6 +345,10 @@ class BinanceApiServer(VenueServer):
 
         return handler
 
+    def _ticker_price(self, market: BinanceMarket, stats: PriceStats) -> dict[str, Any]:
+        """A last-price entry, as spot and USDⓈ-M futures both send it."""
+        return {"symbol": market.id, "price": eight_decimals(market.price(stats.last))}
+
     def _book(self, market: BinanceMarket, stats: PriceStats) -> dict[str, str]:
         ask = market.price(stats.last)
         return {
@@ -479,9 +483,6 @@ class BinanceServer(BinanceApiServer):
             "lastId": first_id + stats.trades - 1,
             "count": stats.trades,
         }
-
-    def _ticker_price(self, market: BinanceMarket, stats: PriceStats) -> dict[str, Any]:
-        return {"symbol": market.id, "price": eight_decimals(market.price(stats.last))}
 
     def _book_ticker(self, market: BinanceMarket, stats: PriceStats) -> dict[str, Any]:
         return {"symbol": market.id, **self._book(market, stats)}

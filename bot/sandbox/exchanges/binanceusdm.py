@@ -156,6 +156,8 @@ class BinanceUsdmServer(BinanceApiServer):
             "/fapi/v1/exchangeInfo": self.public(self._exchange_info),
             "/fapi/v1/ticker/24hr": self.public(self._tickers(self._ticker_24hr)),
             "/fapi/v1/ticker/bookTicker": self.public(self._tickers(self._book_ticker)),
+            # ccxt's fetch_last_prices (what the bot prices with) reads v2.
+            "/fapi/v2/ticker/price": self.public(self._tickers(self._ticker_price)),
             "/fapi/v1/accountConfig": self.private(self._account_config),
             "/fapi/v1/leverageBracket": self.private(self._leverage_brackets),
             "/fapi/v3/account": self.private(self._account),
