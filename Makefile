@@ -28,6 +28,10 @@ lint: $(STAMP)  ## what CI checks besides the tests
 
 bench: $(STAMP)  ## performance goals, printed as JSON (not part of the tests)
 	$(BIN)/python bench/pool_memory.py
+	$(BIN)/python bench/sweep_calls.py
+	$(BIN)/python bench/alert_sweep.py
+	$(BIN)/python bench/alert_delivery.py
+	$(BIN)/python bench/portfolio_refresh.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

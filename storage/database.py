@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -47,13 +48,22 @@ class Database:
         if self.is_sqlite and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: AsyncEngine = create_async_engine(url)
+        # SQLite has one writer at a time; transactions of this process take turns here
+        # instead of racing for its file lock (a read that turns into a write cannot wait
+        # for the lock, and hundreds of concurrent sweep writes outlast any busy timeout).
+        self._turn = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[AsyncConnection]:
-        """One transaction: committed on success, rolled back on any exception."""
-        async with self.engine.begin() as conn:
+        """One transaction: committed on success, rolled back on any exception. Never nest
+        two: on SQLite the inner one would wait for the outer one forever."""
+        if self._turn is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._turn, self.engine.begin() as conn:
             yield conn
 
     async def migrate(self) -> None:
