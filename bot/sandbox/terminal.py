@@ -305,7 +305,7 @@ def help_text(venues: Sequence[str], health_check_seconds: int = 60) -> str:
             "Prices (they drift a little every few seconds)",
             "  :price                           list them",
             "  :price BTC 50000                 set BTC/USDT on every venue that lists it",
-            f"Connection health (a check every {health_check_seconds} s; "
+            f"Balance reads and health (a read every {health_check_seconds} s; "
             "the bot writes only when a status changes)",
             "  :revoke-key                      revoke the last :key on its exchange, as if",
             "                                   deleted there (next check: Re-auth needed)",
@@ -314,7 +314,7 @@ def help_text(venues: Sequence[str], health_check_seconds: int = 60) -> str:
             f"                                   maintenance (default {DEFAULT_OUTAGE}: three "
             "failed checks in a row",
             "                                   make a connection Error)",
-            "  :sweep                           run the health check now; it checks only what is",
+            "  :sweep                           run the balance sweep now; it reads only what is",
             "                                   due: one period after the last check (failing",
             "                                   connections back off to 2×, 4×, 8×), so nothing",
             "                                   is due right after /connect",
@@ -326,6 +326,8 @@ def help_text(venues: Sequence[str], health_check_seconds: int = 60) -> str:
             "the demo account's balance moves, as if you withdrew;",
             "                                   shows up at the next balance sweep (only free",
             "                                   funds leave: what open orders hold stays)",
+            "                                   With /alert Main BTC below 0.5 set, a move past",
+            "                                   the line alerts you once, at that sweep",
             "The sandbox",
             "  :help   this list        :quit   leave (Ctrl-D and Ctrl-C too)",
         ]

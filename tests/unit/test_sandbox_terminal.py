@@ -154,12 +154,12 @@ def test_help_names_the_venues_every_key_kind_and_the_button_scheme() -> None:
 
 def test_help_groups_the_health_commands_and_says_why_a_sweep_may_check_nothing() -> None:
     text = help_text(["binance"], health_check_seconds=2)
-    health = text[text.index("Connection health") : text.index("The sandbox")]
-    assert "a check every 2 s" in health
+    health = text[text.index("Balance reads and health") : text.index("The sandbox")]
+    assert "a read every 2 s" in health
     for command in (":revoke-key", ":restore-key", ":outage VENUE [N]", ":sweep"):
         assert command in health
     assert f"default {DEFAULT_OUTAGE}" in health
-    assert "one period after the last check" in health
+    assert "one period after the last check" in health and "balance sweep" in health
     assert "nothing\n" in health and "is due right after /connect" in health
 
 
