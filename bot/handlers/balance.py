@@ -87,14 +87,19 @@ async def balance_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 
 async def show_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``bal`` from a picker replaces it; ``bn`` (under an alert) answers in a new message, so
+    the alert stays readable."""
     query = cast(CallbackQuery, update.callback_query)
-    chat_id = cast(Message, query.message).chat_id
-    found = await connection_from_button(query, chat_id, services(context).connections)
+    message = cast(Message, query.message)
+    found = await connection_from_button(query, message.chat_id, services(context).connections)
     if found is None:
         return
     await query.answer()
-    text, keyboard = await render(chat_id, found[1], context)
-    await edit_long(query, text, keyboard)
+    text, keyboard = await render(message.chat_id, found[1], context)
+    if found[0] == "bn":
+        await reply_long(message, text, keyboard)
+    else:
+        await edit_long(query, text, keyboard)
 
 
 async def refresh_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -119,6 +124,6 @@ async def refresh_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
     return [
         CommandHandler("balance", balance_command),
-        CallbackQueryHandler(show_button, pattern=r"^bal:"),
+        CallbackQueryHandler(show_button, pattern=r"^(bal|bn):"),
         CallbackQueryHandler(refresh_button, pattern=r"^br:"),
     ]

@@ -70,7 +70,8 @@ async def portfolio_command(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 
 async def view_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """``pf`` by asset, ``px`` by exchange, ``pr:<0|1>`` refresh then show that view."""
+    """``pf`` by asset, ``px`` by exchange, ``pr:<0|1>`` refresh then show that view, ``pn``
+    by asset in a new message (under an alert)."""
     query = cast(CallbackQuery, update.callback_query)
     message = cast(Message, query.message)
     action, _, flag = (query.data or "").partition(":")
@@ -91,7 +92,10 @@ async def view_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     text, keyboard = portfolio_message(
         portfolio, services(context).clock(), by_exchange=by_exchange, warning=warning
     )
-    await edit_long(query, text, keyboard)
+    if action == "pn":  # under an alert: the alert stays, the portfolio comes as a new message
+        await reply_long(message, text, keyboard)
+    else:
+        await edit_long(query, text, keyboard)
 
 
 async def chart_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -135,6 +139,6 @@ async def chart_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
     return [
         CommandHandler("portfolio", portfolio_command),
-        CallbackQueryHandler(view_button, pattern=r"^(pf|px|pr):[01]$"),
+        CallbackQueryHandler(view_button, pattern=r"^(pf|px|pr|pn):[01]$"),
         CallbackQueryHandler(chart_button, pattern=r"^pc:(7|30)$"),
     ]

@@ -115,9 +115,9 @@ def alert_message(
         short = esc(condition.asset or "value")
         connection_id = payload.get("connection_id")
         balance = (
-            InlineKeyboardButton("💰 Balance", callback_data=f"bal:{connection_id}")
+            InlineKeyboardButton("💰 Balance", callback_data=f"bn:{connection_id}")
             if connection_id is not None
-            else InlineKeyboardButton("📊 Portfolio", callback_data="pf:0")
+            else InlineKeyboardButton("📊 Portfolio", callback_data="pn:0")
         )
         rows.append(
             [

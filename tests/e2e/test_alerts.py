@@ -52,6 +52,9 @@ async def test_one_alert_per_crossing_and_silence_while_it_stays_low(
         assert "BTC on Main (Binance Spot) dropped below 0.5: 0.42 now" in alert.text
         labels = [b.text for row in alert.buttons for b in row]
         assert labels == ["💰 Balance", "😴 24 h · BTC", "🗑 BTC"]
+        await alice.press(alert, "Balance")  # a new message: the alert stays as it was
+        balance = await alice.reply("Total", timeout=10)
+        assert balance.message_id != alert.message_id and "0.42" in balance.text
 
         for _ in range(5):  # stays low: nothing more
             await sweep(app, clock)
