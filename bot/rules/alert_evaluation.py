@@ -30,7 +30,7 @@ ZERO = Decimal(0)
 
 def metric_value(condition: Condition, snapshots: Sequence[Snapshot]) -> Decimal | None:
     """The number a rule watches over these snapshots; None when it is not known."""
-    if not snapshots or len({s.quote for s in snapshots}) > 1:
+    if not snapshots or (len(snapshots) > 1 and len({s.quote for s in snapshots}) > 1):
         return None
     asset = condition.asset
     if condition.metric is Metric.AMOUNT:
@@ -80,26 +80,35 @@ def evaluate(
     chat_connections: Sequence[int],
     now: datetime,
 ) -> tuple[list[StateChange], list[Crossing]]:
-    """Each rule's next state on these snapshots, and the crossings to tell the chat.
+    """The rules whose state changes on these snapshots, and the crossings to tell the chat
+    (a rule that stays as it was is not written: most rules, most of the time).
 
     ``usable``: the connections whose latest snapshot may be used now (Connected, fresh).
     """
     changes: list[StateChange] = []
     crossings: list[Crossing] = []
+    scopes: dict[int | None, list[Snapshot] | None] = {}
     for rule in rules:
         if rule.paused:
             continue
-        watched = [rule.connection_id] if rule.connection_id is not None else chat_connections
-        if not watched or any(i not in usable for i in watched):
+        scope = rule.connection_id
+        if scope not in scopes:
+            watched = [scope] if scope is not None else chat_connections
+            usable_all = bool(watched) and all(i in usable for i in watched)
+            scopes[scope] = [snapshots[i] for i in watched] if usable_all else None
+        watched_snapshots = scopes[scope]
+        if watched_snapshots is None:
             continue
-        value = metric_value(rule.condition, [snapshots[i] for i in watched])
+        value = metric_value(rule.condition, watched_snapshots)
         if value is None:
             continue
         result = step(rule.condition, rule.state, value)
         if result.crossed and quiet(rule, now):
-            changes.append(StateChange(rule.id, rule.state, value, None))
-            continue
-        changes.append(StateChange(rule.id, result.state, value, now if result.crossed else None))
+            continue  # stays armed: it tells once the snooze or cooldown is over
+        if result.state is not rule.state:
+            changes.append(
+                StateChange(rule.id, result.state, value, now if result.crossed else None)
+            )
         if result.crossed:
             crossings.append(Crossing(rule, value))
     return changes, crossings
