@@ -9,18 +9,16 @@ the step waits), optionally addressed to this bot, acts as a command there.
 from __future__ import annotations
 
 import base64
-import logging
 import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from bot.redaction import QUIET_LOGGERS
 from bot.sandbox.exchanges import KrakenServer, KucoinServer
 from bot.sandbox.exchanges.base import DemoKey, DemoPermissions
 from bot.sandbox.telegram import ChatDriver
-from tests.e2e.conftest import World, connect, paste_key
+from tests.e2e.conftest import World, connect, logged, paste_key
 
 BOT_USERNAME = "coinwarden_test_bot"  # the local Telegram server's default
 PRIVATE_HINT = "so I deleted it"
@@ -38,42 +36,6 @@ def b64(prefix: str, size: int) -> str:
 
 def kraken_material(key_prefix: str = "", secret_prefix: str = "") -> DemoKey:
     return DemoKey(b64(key_prefix, KRAKEN_KEY_BYTES), b64(secret_prefix, KRAKEN_SECRET_BYTES))
-
-
-def logged(caplog: pytest.LogCaptureFixture) -> str:
-    """The log of this test so far, setup and call phases, as production logging emits it.
-
-    ``caplog.text`` read in a fixture's teardown holds the teardown phase only, so the harness's
-    own check misses these. Production keeps the QUIET_LOGGERS at WARNING (``configure_logging``):
-    python-telegram-bot's DEBUG records print each raw update, pasted key included, before the
-    bot has read it, and are left out here as they are there.
-    """
-    records = [*caplog.get_records("setup"), *caplog.get_records("call")]
-    return "\n".join(
-        f"{record.getMessage()}\n{record.exc_text or ''}"
-        for record in records
-        if record.levelno >= logging.WARNING
-        or not any(record.name == q or record.name.startswith(f"{q}.") for q in QUIET_LOGGERS)
-    )
-
-
-def leaks(world: World, log_text: str, *values: str | None) -> list[str]:
-    """Where any of these values shows up: Bot API calls the bot made, logs, data dir bytes."""
-    calls = "\n".join(repr(call) for call in world.telegram.calls)
-    stored = b"".join(p.read_bytes() for p in world.data_dir.rglob("*") if p.is_file())
-    found = []
-    for value in filter(None, values):
-        where = [
-            place
-            for place, seen in (
-                ("a Bot API call", value in calls),
-                ("the logs", value in log_text),
-                ("the data dir", value.encode() in stored),
-            )
-            if seen
-        ]
-        found += [f"{value[:8]}… in {place}" for place in where]
-    return found
 
 
 def sent(chat: ChatDriver, text: str) -> list[Any]:
@@ -129,7 +91,7 @@ async def test_a_kraken_key_that_looks_like_a_command_connects(
     card = await connect(alice, "kraken", key)
     assert "is connected to Kraken" in card
     assert_deleted(alice, key.api_key, key.secret)
-    assert leaks(world, logged(caplog), key.api_key, key.secret) == []
+    assert world.leaks(logged(caplog), key.api_key, key.secret) == []
 
 
 @pytest.mark.parametrize("passphrase", ["/start+Pa55=", "/rotate Main"])
@@ -151,7 +113,7 @@ async def test_a_passphrase_that_looks_like_a_command_is_the_passphrase(
             card = await connect(alice, "kucoin", key)
     assert "is connected to KuCoin" in card
     assert_deleted(alice, key.api_key, key.secret, key.passphrase)
-    assert leaks(world, logged(caplog), key.api_key, key.secret, key.passphrase) == []
+    assert world.leaks(logged(caplog), key.api_key, key.secret, key.passphrase) == []
 
 
 async def test_rotating_and_adding_keys_that_look_like_commands(
@@ -177,7 +139,7 @@ async def test_rotating_and_adding_keys_that_look_like_commands(
 
     pasted = (rotated.api_key, rotated.secret, trade.api_key, trade.secret)
     assert_deleted(alice, *pasted)
-    assert leaks(world, logged(caplog), *pasted) == []
+    assert world.leaks(logged(caplog), *pasted) == []
 
 
 async def at_secret_step(chat: ChatDriver, api_key: str) -> int:
