@@ -18,6 +18,14 @@ from bot.sandbox.exchanges.bybit import BybitServer
 from bot.sandbox.exchanges.coinbase import CoinbaseServer
 from bot.sandbox.exchanges.kraken import KrakenServer
 from bot.sandbox.exchanges.kucoin import KucoinServer
+from bot.sandbox.exchanges.matching import (
+    BookLevel,
+    BookShape,
+    OrderBook,
+    OrderRejected,
+    OrderRules,
+    RejectReason,
+)
 from bot.sandbox.exchanges.okx import OkxServer
 
 #: The local server standing in for each venue of the catalogue, by ccxt id.
@@ -38,6 +46,8 @@ __all__ = [
     "BinanceServer",
     "BinanceUsdmServer",
     "BitgetServer",
+    "BookLevel",
+    "BookShape",
     "BybitServer",
     "CoinbaseServer",
     "DemoAccount",
@@ -51,6 +61,10 @@ __all__ = [
     "KucoinServer",
     "LoggedRequest",
     "OkxServer",
+    "OrderBook",
+    "OrderRejected",
+    "OrderRules",
+    "RejectReason",
     "VenueError",
     "VenueServer",
 ]

@@ -16,6 +16,9 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["limit", "market"]
+#: Good till canceled, immediate or cancel (fill what the book allows now, cancel the rest),
+#: fill or kill (all now or nothing).
+TimeInForce = Literal["GTC", "IOC", "FOK"]
 OrderStatus = Literal["open", "closed", "canceled"]
 #: The lifecycle every venue names its own way (``NEW``, ``live``, ``PartiallyFilled``…).
 OrderState = Literal["new", "partially_filled", "filled", "canceled"]
@@ -46,8 +49,9 @@ class Pair:
 
 @dataclass
 class DemoOrder:
-    """An order as every venue knows it. Fills happen at the limit price, so the average fill
-    price is ``price``; ``leverage`` matters for contracts only (margin held = notional / it)."""
+    """An order as every venue knows it. A resting order fills at its limit price; an order
+    that takes liquidity fills at the book's prices, so ``average`` may beat ``price``.
+    ``leverage`` matters for contracts only (margin held = notional / it)."""
 
     seq: int  # server-wide creation order: what cursors and ties sort by
     id: str  # in the venue's own id format
@@ -64,6 +68,8 @@ class DemoOrder:
     fee_currency: str = ""
     status: OrderStatus = "open"
     leverage: int = 1
+    time_in_force: TimeInForce = "GTC"
+    filled_cost: Decimal = Decimal(0)  # the fills' value in the quote currency
 
     @property
     def remaining(self) -> Decimal:
@@ -78,7 +84,12 @@ class DemoOrder:
     @property
     def cost(self) -> Decimal:
         """Filled value in the quote currency."""
-        return self.filled * self.price
+        return self.filled_cost
+
+    @property
+    def average(self) -> Decimal:
+        """The volume-weighted fill price (0 before any fill, as venues report it)."""
+        return self.filled_cost / self.filled if self.filled else Decimal(0)
 
     @property
     def time_ms(self) -> int:

@@ -44,8 +44,23 @@ from bot.sandbox.exchanges.activity import (
     OrderType,
     Pair,
     Side,
+    TimeInForce,
     move_position,
     newest_first,
+)
+from bot.sandbox.exchanges.matching import (
+    BookShape,
+    DuplicatePolicy,
+    OrderBook,
+    OrderRejected,
+    OrderRules,
+    RejectReason,
+    ResponseLost,
+    check_order,
+    crossing,
+    fillable,
+    market_limit,
+    time_in_force_of,
 )
 from storage.credentials import mask
 
@@ -311,6 +326,8 @@ class VenueServer(ABC):
     #: Spot fees in the quote currency (Kraken, Coinbase, KuCoin), else in what the fill brings
     #: in: the base for a buy, the quote for a sell. Contracts pay in their settlement asset.
     fee_in_quote: ClassVar[bool] = False
+    #: What a reused client order id meets (see ``DuplicatePolicy``).
+    duplicate_client_ids: ClassVar[DuplicatePolicy] = "refuse"
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -329,6 +346,9 @@ class VenueServer(ABC):
         #: account holds exactly the demo balances, which is what most tests want.
         self.seed_accounts = False
         self._faults: deque[VenueError] = deque()
+        #: How thin the book is that orders fill against (tests make it thinner).
+        self.book_shape = BookShape()
+        self._lost_answers: deque[int | None] = deque()
         self._delay = 0.0
         self._runner: web.AppRunner | None = None
         self._sequence = itertools.count(1)
@@ -493,8 +513,15 @@ class VenueServer(ABC):
         size = order.remaining if amount is None else _positive(amount)
         if size > order.remaining:
             raise ValueError(f"only {plain(order.remaining)} of order {order_id} remains")
+        return self._execute(target, order, size, order.price, taker=taker)
+
+    def _execute(
+        self, target: DemoAccount, order: DemoOrder, size: Decimal, price: Decimal, *, taker: bool
+    ) -> DemoTrade:
+        """Fill ``size`` of an open ``order`` at ``price``: release its hold, move the balances,
+        charge the fee, move a contract's position. ValueError, nothing changed, if it cannot."""
         pair, now = Pair.of(order.symbol), self.server_time_ms()
-        fee, fee_asset = self._fee(pair, order.side, size, order.price, taker=taker)
+        fee, fee_asset = self._fee(pair, order.side, size, price, taker=taker)
         hold_asset, hold = self.hold_of(order)
         _, hold_after = self.hold_of(dataclasses.replace(order, filled=order.filled + size))
         free = {hold_asset: hold - hold_after}
@@ -507,14 +534,14 @@ class VenueServer(ABC):
                 target.positions.get(order.symbol),
                 order.symbol,
                 signed,
-                order.price,
+                price,
                 order.leverage,
                 now,
             )
             _add(free, pair.settle, realized)
         else:
             _add(free, pair.base, signed)
-            _add(free, pair.quote, -signed * order.price)
+            _add(free, pair.quote, -signed * price)
         _add(free, fee_asset, -fee)
         self._move(target, free=free, used=used)
         if pair.settle:
@@ -522,7 +549,9 @@ class VenueServer(ABC):
                 target.positions.pop(order.symbol, None)
             else:
                 target.positions[order.symbol] = position
-        return self._record_fill(target, order, size, taker=taker, at=now, realized=realized)
+        return self._record_fill(
+            target, order, size, taker=taker, at=now, realized=realized, price=price
+        )
 
     def hold_of(self, order: DemoOrder) -> tuple[str, Decimal]:
         """What an open order keeps out of free funds: the quote a buy may spend (with the fee
@@ -535,6 +564,111 @@ class VenueServer(ABC):
             return pair.base, remaining
         reserve = 1 + self.fee_rates.taker if self.fee_in_quote else Decimal(1)
         return pair.quote, remaining * order.price * reserve
+
+    # ----- the order engine ------------------------------------------------------------------
+
+    def order_rules(self, symbol: str) -> OrderRules:
+        """The filters of a market; venues override this with what their markets endpoint
+        advertises."""
+        return OrderRules()
+
+    def order_book(self, symbol: str, depth: int = 20) -> OrderBook:
+        """The book around ``symbol``'s last price that orders fill against, ``depth`` a side."""
+        self._quoted(symbol)
+        book = self.book_shape.book(self.prices[symbol].last, self.order_rules(symbol))
+        return OrderBook(book.bids[:depth], book.asks[:depth])
+
+    def place_order(
+        self,
+        account: str,
+        symbol: str,
+        side: Side,
+        amount: Decimal | float | str,
+        price: Decimal | float | str | None = None,
+        *,
+        kind: OrderType = "limit",
+        time_in_force: TimeInForce = "GTC",
+        client_order_id: str | None = None,
+    ) -> DemoOrder:
+        """A new order, as the venue's matching engine takes it: filters, then the client order
+        id, then funds (OrderRejected, nothing changed); then it takes the book's levels up to
+        its limit as taker. IOC cancels what is left, FOK expires whole unless the book fills it
+        all, GTC rests the rest with its funds held. A market order is a limit order at the
+        worst price it reaches. The venue's duplicate policy may answer with the earlier order.
+        """
+        if symbol not in self.prices:
+            raise OrderRejected(RejectReason.UNKNOWN_MARKET, f"{self.venue_id} has no {symbol}")
+        size = _number(amount)
+        limit = None if price is None else _number(price)
+        rules, last = self.order_rules(symbol), self.prices[symbol].last
+        check_order(rules, kind, size, limit if kind == "limit" else None, last)
+        target = self.account(account)
+        if client_order_id is not None:
+            earlier = self.find_order(account, client_order_id=client_order_id)
+            if earlier is not None and self.duplicate_client_ids == "return_existing":
+                return earlier
+            if earlier is not None and (
+                self.duplicate_client_ids == "refuse" or earlier.status == "open"
+            ):
+                raise OrderRejected(
+                    RejectReason.DUPLICATE_CLIENT_ID, f"client order id {client_order_id} is used"
+                )
+        book = self.book_shape.book(last, rules)
+        if kind == "market":
+            limit = market_limit(book, side, size)
+        assert limit is not None
+        order = self._new_order(
+            symbol, side, kind, size, limit, self.server_time_ms(), client_order_id
+        )
+        order.time_in_force = time_in_force_of(kind, time_in_force)
+        hold_asset, hold = self.hold_of(order)
+        if hold > target.balance(hold_asset).free:
+            raise OrderRejected(
+                RejectReason.INSUFFICIENT_FUNDS,
+                f"not enough {hold_asset}: {plain(target.balance(hold_asset).free)} free",
+            )
+        target.orders[order.id] = order
+        if order.time_in_force == "FOK" and fillable(book, side, limit) < size:
+            order.status = "canceled"
+        else:
+            self._move(target, free={hold_asset: -hold}, used={hold_asset: hold})
+            for level in crossing(book, side, limit):
+                self._execute(
+                    target, order, min(order.remaining, level.amount), level.price, taker=True
+                )
+                if not order.remaining:
+                    break
+            if order.status == "open" and order.time_in_force != "GTC":
+                self._cancel(target, order)
+        if self._lost_answers:
+            raise ResponseLost(self._lost_answers.popleft())
+        return order
+
+    def find_order(
+        self, account: str, *, order_id: str | None = None, client_order_id: str | None = None
+    ) -> DemoOrder | None:
+        """An order of the account by venue id or by client order id (the newest of those that
+        share one), open or done."""
+        orders = self.account(account).orders
+        if order_id is not None:
+            return orders.get(order_id)
+        matching = [order for order in orders.values() if order.client_order_id == client_order_id]
+        return max(matching, key=lambda order: order.seq, default=None)
+
+    def cancel_order(self, account: str, order_id: str) -> DemoOrder:
+        """Cancel an open order, releasing what it holds; ValueError if it is not open."""
+        target = self.account(account)
+        order = target.orders.get(order_id)
+        if order is None or order.status != "open":
+            raise ValueError(f"no open order {order_id}")
+        self._cancel(target, order)
+        return order
+
+    def _cancel(self, target: DemoAccount, order: DemoOrder) -> None:
+        hold_asset, hold = self.hold_of(order)
+        order.status = "canceled"
+        order.updated_ms = self.server_time_ms()
+        self._move(target, free={hold_asset: hold}, used={hold_asset: -hold})
 
     def open_position(
         self,
@@ -623,11 +757,12 @@ class VenueServer(ABC):
         taker: bool,
         at: int,
         realized: Decimal = Decimal(0),
+        price: Decimal | None = None,
     ) -> DemoTrade:
-        """Book a fill of ``order`` in the history and on the order; no money moves here."""
-        fee, fee_asset = self._fee(
-            Pair.of(order.symbol), order.side, amount, order.price, taker=taker
-        )
+        """Book a fill of ``order`` (at its limit price unless ``price`` is given) in the history
+        and on the order; no money moves here."""
+        price = order.price if price is None else price
+        fee, fee_asset = self._fee(Pair.of(order.symbol), order.side, amount, price, taker=taker)
         seq = next(self._sequence)
         trade = DemoTrade(
             seq=seq,
@@ -637,7 +772,7 @@ class VenueServer(ABC):
             symbol=order.symbol,
             side=order.side,
             order_type=order.type,
-            price=order.price,
+            price=price,
             amount=amount,
             fee=fee,
             fee_currency=fee_asset,
@@ -646,6 +781,7 @@ class VenueServer(ABC):
             realized_pnl=realized,
         )
         order.filled += amount
+        order.filled_cost += amount * price
         order.fee += fee
         order.fee_currency = fee_asset
         order.updated_ms = at
@@ -797,6 +933,11 @@ class VenueServer(ABC):
         error = self.fault(status) if body is None else VenueError(status, body)
         self._faults.extend([error] * times)
 
+    def lose_next_order_responses(self, times: int = 1, status: int | None = None) -> None:
+        """The next ``times`` orders execute, but their answers are lost: the connection drops
+        (``status`` None) or a gateway answers ``status`` with the venue's fault body."""
+        self._lost_answers.extend([status] * times)
+
     def set_delay(self, seconds: float) -> None:
         """Hold every response this long (0 to stop), to run clients into their timeouts."""
         self._delay = seconds
@@ -870,5 +1011,11 @@ class VenueServer(ABC):
             return await handler(request)
         except VenueError as error:
             return error.response()
+        except ResponseLost as lost:
+            if lost.status is not None:
+                return self.fault(lost.status).response()
+            if request.transport is not None:
+                request.transport.abort()  # the caller sees the connection drop, no answer
+            raise web.HTTPServiceUnavailable() from None
         except web.HTTPNotFound:
             return self.not_found(request).response()

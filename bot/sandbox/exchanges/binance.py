@@ -15,6 +15,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,7 +25,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, newest_first
+from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, TimeInForce, newest_first
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
     Balance,
@@ -36,6 +37,7 @@ from bot.sandbox.exchanges.base import (
     VenueError,
     VenueServer,
 )
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
 
 DEFAULT_RECV_WINDOW_MS = 5000
 MAX_RECV_WINDOW_MS = 60000
@@ -301,6 +303,13 @@ class BinanceApiServer(VenueServer):
             )
         if status == 503:
             return binance_error(503, 1, "System is under maintenance.")
+        if status == 504:
+            return binance_error(
+                504,
+                -1007,
+                "Timeout waiting for response from backend server. "
+                "Send status unknown; execution status unknown.",
+            )
         return binance_error(
             status, -1000, "An unknown error occurred while processing the request."
         )
@@ -427,6 +436,7 @@ class BinanceServer(BinanceApiServer):
 
     venue_id = "binance"
     market_kind = "spot"
+    duplicate_client_ids = "refuse_while_open"
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
         routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
@@ -446,6 +456,129 @@ class BinanceServer(BinanceApiServer):
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
+        router.add_get("/api/v3/depth", self.public(self._depth))
+        router.add_get("/api/v3/allOrders", self.private(self._all_orders))
+        router.add_get("/api/v3/order", self.private(self._query_order))
+        router.add_post("/api/v3/order", self.private(self._new_order_endpoint, "spot_trade"))
+        router.add_delete("/api/v3/order", self.private(self._cancel_order, "spot_trade"))
+
+    def order_rules(self, symbol: str) -> OrderRules:
+        """LOT_SIZE, PRICE_FILTER and NOTIONAL of the recorded exchangeInfo entry."""
+        market = self._markets_by_symbol[symbol]
+        filters = {entry["filterType"]: entry for entry in market.info["filters"]}
+        notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
+        return OrderRules(
+            amount_step=market.step,
+            price_tick=market.tick,
+            min_amount=Decimal(filters["LOT_SIZE"]["minQty"]),
+            min_notional=Decimal(notional.get("minNotional", "0")),
+        )
+
+    # ----- orders ----------------------------------------------------------------------------
+
+    async def _depth(self, request: web.Request) -> dict[str, Any]:
+        market = self._market(request.query.get("symbol", ""))
+        depth = min(_digits(request.query, "limit") or 100, 5000)
+        book = self.order_book(market.symbol, depth)
+        return {
+            "lastUpdateId": self.server_time_ms(),
+            "bids": [[eight_decimals(lv.price), eight_decimals(lv.amount)] for lv in book.bids],
+            "asks": [[eight_decimals(lv.price), eight_decimals(lv.amount)] for lv in book.asks],
+        }
+
+    async def _new_order_endpoint(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        params = await _params(request)
+        market = self._market(params.get("symbol", ""))
+        side, kind = params.get("side", "").lower(), params.get("type", "").lower()
+        if side not in ("buy", "sell"):
+            raise _mandatory("side")
+        if kind not in ("limit", "market"):
+            raise binance_error(400, -1116, "Invalid orderType.")
+        time_in_force = _TIME_IN_FORCE.get(params.get("timeInForce", "GTC"))
+        if time_in_force is None:
+            raise binance_error(400, -1115, "Invalid timeInForce.")
+        client_id = params.get("newClientOrderId")
+        if client_id is not None and not _CLIENT_ORDER_ID.fullmatch(client_id):
+            raise binance_error(
+                400,
+                -1100,
+                "Illegal characters found in parameter 'newClientOrderId'; "
+                "legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
+            )
+        try:
+            order = self.place_order(
+                record.account.name,
+                market.symbol,
+                "buy" if side == "buy" else "sell",
+                _decimal(params, "quantity"),
+                _decimal(params, "price") if kind == "limit" else None,
+                kind="limit" if kind == "limit" else "market",
+                time_in_force=time_in_force,
+                client_order_id=client_id,
+            )
+        except OrderRejected as rejected:
+            raise _order_error(rejected.reason) from None
+        fills = [trade for trade in record.account.trades if trade.order_id == order.id]
+        return {
+            **_spot_order(order, market),
+            "transactTime": order.created_ms,
+            "fills": [
+                {
+                    "price": eight_decimals(trade.price),
+                    "qty": eight_decimals(trade.amount),
+                    "commission": eight_decimals(trade.fee),
+                    "commissionAsset": trade.fee_currency,
+                    "tradeId": int(trade.id),
+                }
+                for trade in fills
+            ],
+        }
+
+    def _order_of(self, params: Mapping[str, str], record: KeyRecord) -> DemoOrder:
+        """The order ``orderId`` or ``origClientOrderId`` names on ``symbol`` (-2013 if none)."""
+        market = self._market(params.get("symbol", ""))
+        order_id, client_id = params.get("orderId"), params.get("origClientOrderId")
+        if not order_id and not client_id:
+            raise binance_error(
+                400,
+                -1102,
+                "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!",
+            )
+        order = self.find_order(
+            record.account.name,
+            order_id=order_id or None,
+            client_order_id=None if order_id else client_id,
+        )
+        if order is None or order.symbol != market.symbol:
+            raise binance_error(400, -2013, "Order does not exist.")
+        return order
+
+    async def _query_order(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        order = self._order_of(await _params(request), record)
+        return _spot_order(order, self._markets_by_symbol[order.symbol])
+
+    async def _cancel_order(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        params = await _params(request)
+        try:
+            order = self._order_of(params, record)
+            self.cancel_order(record.account.name, order.id)
+        except (VenueError, ValueError):
+            raise binance_error(400, -2011, "Unknown order sent.") from None
+        return _spot_order(order, self._markets_by_symbol[order.symbol])
+
+    async def _all_orders(self, request: web.Request, record: KeyRecord) -> list[dict[str, Any]]:
+        """One market's orders, oldest first: the latest ``limit``, or from ``startTime``."""
+        params = request.query
+        if not params.get("symbol"):
+            raise _mandatory("symbol")
+        market = self._market(params["symbol"])
+        since, until = _digits(params, "startTime"), _digits(params, "endTime")
+        limit = min(_digits(params, "limit") or 500, 1000)
+        orders = newest_first(
+            record.account.orders.values(), symbol=market.symbol, since_ms=since, until_ms=until
+        )
+        chosen = orders[-limit:] if since is not None and until is None else orders[:limit]
+        return [_spot_order(order, market) for order in reversed(chosen)]
 
     # ----- public endpoints ------------------------------------------------------------------
 
@@ -542,8 +675,53 @@ class BinanceServer(BinanceApiServer):
         return [m for m in self.markets if m.info.get("isMarginTradingAllowed")]
 
 
+_CLIENT_ORDER_ID = re.compile(r"[.A-Z:/a-z0-9_-]{1,36}")
+_TIME_IN_FORCE: dict[str | None, TimeInForce] = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK"}
+
+
+async def _params(request: web.Request) -> dict[str, str]:
+    """A signed request's parameters: the query string and the form body together."""
+    params = dict(request.query)
+    if request.body_exists:
+        params.update(parse_qsl(await request.text(), keep_blank_values=True))
+    return params
+
+
+def _decimal(params: Mapping[str, str], name: str) -> Decimal:
+    try:
+        return Decimal(params[name])
+    except (KeyError, ArithmeticError):
+        raise _mandatory(name) from None
+
+
+def _order_error(reason: RejectReason) -> VenueError:
+    """Binance's answer to each way the matching engine refuses an order."""
+    code, message = {
+        RejectReason.UNKNOWN_MARKET: (-1121, "Invalid symbol."),
+        RejectReason.BAD_ORDER: (-1013, "Invalid quantity."),
+        RejectReason.AMOUNT_STEP: (-1013, "Filter failure: LOT_SIZE"),
+        RejectReason.MIN_AMOUNT: (-1013, "Filter failure: LOT_SIZE"),
+        RejectReason.PRICE_TICK: (-1013, "Filter failure: PRICE_FILTER"),
+        RejectReason.MIN_NOTIONAL: (-1013, "Filter failure: NOTIONAL"),
+        RejectReason.INSUFFICIENT_FUNDS: (
+            -2010,
+            "Account has insufficient balance for requested action.",
+        ),
+        RejectReason.DUPLICATE_CLIENT_ID: (-2010, "Duplicate order sent."),
+    }[reason]
+    return binance_error(400, code, message)
+
+
+def _order_status(order: DemoOrder) -> str:
+    """NEW, PARTIALLY_FILLED, FILLED, CANCELED; an IOC or FOK order the book did not fill
+    completely is EXPIRED, as Binance reports it."""
+    if order.state == "canceled" and order.time_in_force != "GTC":
+        return "EXPIRED"
+    return order.state.upper()
+
+
 def _spot_order(order: DemoOrder, market: BinanceMarket) -> dict[str, Any]:
-    """An ``openOrders`` entry of the spot API."""
+    """An order of the spot API (``openOrders``, ``order``, ``allOrders``)."""
     return {
         "symbol": market.id,
         "orderId": int(order.id),
@@ -553,8 +731,8 @@ def _spot_order(order: DemoOrder, market: BinanceMarket) -> dict[str, Any]:
         "origQty": eight_decimals(order.amount),
         "executedQty": eight_decimals(order.filled),
         "cummulativeQuoteQty": eight_decimals(order.cost),
-        "status": order.state.upper(),  # NEW, PARTIALLY_FILLED, FILLED, CANCELED
-        "timeInForce": "GTC",
+        "status": _order_status(order),
+        "timeInForce": order.time_in_force,
         "type": order.type.upper(),
         "side": order.side.upper(),
         "stopPrice": "0.00000000",
