@@ -368,7 +368,7 @@ async def test_hand_signed_query_is_checked_on_its_decoded_form(server: BitgetSe
             "40006",
         ),
         ("/api/v2/spot/market/tickers?symbol=BTCEUR", {}, 400, "40034"),
-        ("/api/v2/spot/trade/orderInfo", {}, 404, "40404"),
+        ("/api/v2/spot/trade/no-such-endpoint", {}, 404, "40404"),
     ],
 )
 async def test_malformed_requests_get_bitget_codes(

@@ -14,6 +14,11 @@ Two things set Bitget apart and are modelled here:
 
 No markets file exists for Bitget in ccxt's static data, so the spot symbols below follow the
 v2 ``public/symbols`` shape; coins, balances and tickers follow recorded responses.
+
+Spot orders run on the shared order engine, in both modes (v2 ``spot/trade`` classic, v3
+``trade`` unified). Placing one answers with its ids only; ``orderInfo`` finds it by ``orderId``
+or ``clientOid`` (an unknown one is an empty list, as on Bitget); a classic market buy's
+``size`` is in the quote coin.
 """
 
 from __future__ import annotations
@@ -34,7 +39,15 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, ListedT, QueryNames
+from bot.sandbox.exchanges.activity import (
+    DemoOrder,
+    DemoTrade,
+    ListedT,
+    OrderType,
+    QueryNames,
+    Side,
+    TimeInForce,
+)
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
     Balance,
@@ -48,6 +61,8 @@ from bot.sandbox.exchanges.base import (
     plain,
     random_alnum,
 )
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
+from bot.sandbox.exchanges.quote_sized import amount_for_funds
 
 #: How far ``ACCESS-TIMESTAMP`` may be from the server clock, either way.
 TIMESTAMP_WINDOW_MS = 30_000
@@ -59,6 +74,15 @@ _TIMESTAMP = re.compile(r"[0-9]{1,16}")
 #: What order and fill lists take: the id cursor is ``idLessThan`` classic, ``cursor`` unified.
 CLASSIC_QUERY = QueryNames(cursor="idLessThan")
 UNIFIED_QUERY = QueryNames(cursor="cursor")
+#: What ``clientOid`` may be: up to 50 printable ASCII characters, no spaces.
+_CLIENT_OID = re.compile(r"[0-9A-Za-z_:#+.-]{1,50}")
+_SIDES: Mapping[str, Side] = {"buy": "buy", "sell": "sell"}
+_ORDER_TYPES: Mapping[str, OrderType] = {"limit": "limit", "market": "market"}
+#: ``force`` (classic) and ``timeInForce`` (unified), in any case; post_only is not modelled.
+_TIME_IN_FORCE: Mapping[str, TimeInForce] = {"gtc": "GTC", "ioc": "IOC", "fok": "FOK"}
+#: Levels ``market/orderbook`` gives a side: by default and at most (classic, unified).
+CLASSIC_BOOK_DEPTH = (150, 150)
+UNIFIED_BOOK_DEPTH = (5, 200)
 
 _GATEWAY_PAGE = (
     "<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n"
@@ -106,6 +130,16 @@ class SpotSymbol:
 
     def amount(self, value: Decimal) -> str:
         return plain(max(self.step, value.quantize(self.step)))
+
+    def rules(self) -> OrderRules:
+        """The precisions and ``minTradeUSDT`` :meth:`info` advertises, as the engine applies
+        them (the demo pairs all quote in USDT)."""
+        return OrderRules(
+            amount_step=self.step,
+            price_tick=self.tick,
+            min_amount=Decimal(0),
+            min_notional=Decimal(self.min_trade_usdt),
+        )
 
     def info(self) -> dict[str, str]:
         return {
@@ -228,7 +262,8 @@ def _status(order: DemoOrder) -> str:
 
 
 def _unified_order_entry(order: DemoOrder) -> dict[str, Any]:
-    """An order of a unified account's ``trade/unfilled-orders`` list."""
+    """An order of a unified account, as ``trade/unfilled-orders`` and ``trade/order-info``
+    show it."""
     return {
         "orderId": order.id,
         "clientOid": order.client_order_id,
@@ -236,13 +271,13 @@ def _unified_order_entry(order: DemoOrder) -> dict[str, Any]:
         "symbol": _market_id(order.symbol),
         "orderType": order.type,
         "side": order.side,
-        "price": plain(order.price),
+        "price": plain(order.price) if order.type == "limit" else "0",
         "qty": plain(order.amount),
         "amount": plain(order.amount * order.price),
         "cumExecQty": plain(order.filled),
         "cumExecValue": plain(order.cost),
-        "avgPrice": plain(order.price) if order.filled else "0",
-        "timeInForce": "gtc",
+        "avgPrice": plain(order.average) if order.filled else "0",
+        "timeInForce": order.time_in_force.lower(),
         "orderStatus": _status(order),
         "posSide": "",
         "holdMode": "",
@@ -254,6 +289,26 @@ def _unified_order_entry(order: DemoOrder) -> dict[str, Any]:
         "updatedTime": str(order.updated_ms),
         "stpMode": "none",
     }
+
+
+def _fee_detail(order: DemoOrder) -> str:
+    """A classic order's ``feeDetail``: a JSON text, fees negative, one entry per fee coin."""
+    if not order.fee:
+        return "{}"
+    fee = -order.fee
+    return json.dumps(
+        {
+            "newFees": {"c": 0, "d": 0, "deduction": False, "r": fee, "t": fee},
+            order.fee_currency: {
+                "deduction": False,
+                "feeCoinCode": order.fee_currency,
+                "totalDeductionFee": 0,
+                "totalFee": fee,
+            },
+        },
+        default=float,
+        separators=(",", ":"),
+    )
 
 
 def _unified_fill_entry(trade: DemoTrade) -> dict[str, Any]:
@@ -295,10 +350,13 @@ def _unified_permissions(flags: DemoPermissions) -> tuple[str, list[str]]:
 
 
 class BitgetServer(VenueServer):
-    """Bitget spot: public market data, classic v2 and unified v3 account endpoints."""
+    """Bitget spot: public market data and order books, classic v2 and unified v3 account
+    endpoints, spot orders (place, look up by ``orderId`` or ``clientOid``, cancel)."""
 
     venue_id = "bitget"
     key_format = re.compile(r"bg_[0-9a-f]{32}")
+    #: A clientOid it has seen is refused (40786 Duplicate clientOid).
+    duplicate_client_ids = "refuse"
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -312,6 +370,9 @@ class BitgetServer(VenueServer):
         self._recorded_usdt = load_recorded_usdt(self.reference_dir)
         for market in self.markets:
             self.set_price(market.symbol, DEMO_PRICES[market.symbol])
+
+    def order_rules(self, symbol: str) -> OrderRules:
+        return self._market(_market_id(symbol)).rules()
 
     # ----- keys and accounts -----------------------------------------------------------------
 
@@ -359,6 +420,10 @@ class BitgetServer(VenueServer):
             "/api/v2/spot/public/symbols": self.public(self._symbols),
             "/api/v2/margin/currencies": self.public(self._margin_currencies),
             "/api/v2/spot/market/tickers": self.public(self._tickers),
+            "/api/v2/spot/market/orderbook": self.public(self._orderbook),
+            "/api/v3/market/orderbook": self.public(self._unified_orderbook),
+            "/api/v2/spot/trade/orderInfo": self._classic(self._order_info),
+            "/api/v3/trade/order-info": self._unified(self._unified_order_info),
             "/api/v2/spot/account/info": self._classic(self._account_info),
             "/api/v2/spot/account/assets": self._classic(self._assets),
             "/api/v2/spot/trade/unfilled-orders": self._classic(self._unfilled_orders),
@@ -372,12 +437,24 @@ class BitgetServer(VenueServer):
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
+        trading: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
+            "/api/v2/spot/trade/place-order": self._classic(self._place_order, "spot_trade"),
+            "/api/v2/spot/trade/cancel-order": self._classic(self._cancel_endpoint, "spot_trade"),
+            "/api/v3/trade/place-order": self._unified(self._unified_place_order, "spot_trade"),
+            "/api/v3/trade/cancel-order": self._unified(self._cancel_endpoint, "spot_trade"),
+        }
+        for path, endpoint in trading.items():
+            router.add_post(path, endpoint)
 
-    def _classic(self, handler: PrivateHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
-        return self.private(self._in_mode(handler, unified=False))
+    def _classic(
+        self, handler: PrivateHandler, needs: Permission = "read"
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        return self.private(self._in_mode(handler, unified=False), needs)
 
-    def _unified(self, handler: PrivateHandler) -> Callable[[web.Request], Awaitable[web.Response]]:
-        return self.private(self._in_mode(handler, unified=True))
+    def _unified(
+        self, handler: PrivateHandler, needs: Permission = "read"
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        return self.private(self._in_mode(handler, unified=True), needs)
 
     def _in_mode(self, handler: PrivateHandler, *, unified: bool) -> PrivateHandler:
         """Refuse the endpoint for keys of accounts in the other mode, as Bitget does."""
@@ -563,6 +640,37 @@ class BitgetServer(VenueServer):
             "change24h": plain(change.quantize(Decimal("1e-4"))),
         }
 
+    def _book_depth(self, request: web.Request, depths: tuple[int, int]) -> int:
+        default, high = depths
+        limit = request.query.get("limit", str(default))
+        if not limit.isdigit() or not 1 <= int(limit) <= high:
+            raise self._invalid("limit")
+        return int(limit)
+
+    async def _orderbook(self, request: web.Request) -> dict[str, Any]:
+        """The demo book the engine fills against (``type`` step0: unmerged)."""
+        self._require(request, "symbol")
+        market = self._market(request.query["symbol"])
+        book = self.order_book(market.symbol, self._book_depth(request, CLASSIC_BOOK_DEPTH))
+        return {
+            "asks": [[market.price(lv.price), plain(lv.amount)] for lv in book.asks],
+            "bids": [[market.price(lv.price), plain(lv.amount)] for lv in book.bids],
+            "ts": str(self.server_time_ms()),
+        }
+
+    async def _unified_orderbook(self, request: web.Request) -> dict[str, Any]:
+        self._require(request, "category")
+        self._require(request, "symbol")
+        if request.query["category"] != "SPOT":
+            raise self._invalid("category")
+        market = self._market(request.query["symbol"])
+        book = self.order_book(market.symbol, self._book_depth(request, UNIFIED_BOOK_DEPTH))
+        return {
+            "a": [[market.price(lv.price), plain(lv.amount)] for lv in book.asks],
+            "b": [[market.price(lv.price), plain(lv.amount)] for lv in book.bids],
+            "ts": str(self.server_time_ms()),
+        }
+
     # ----- classic account -------------------------------------------------------------------
 
     async def _account_info(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
@@ -654,6 +762,188 @@ class BitgetServer(VenueServer):
             "cursor": fills[-1].id if fills else "",
         }
 
+    # ----- placing, finding and cancelling orders (both account modes) ------------------------
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.text())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise self.error(400, "40017", "Parameter verification failed")
+        return body
+
+    def _order_terms(
+        self, body: dict[str, Any], tif_name: str
+    ) -> tuple[SpotSymbol, Side, OrderType, TimeInForce, str | None]:
+        """Market, side, type, time in force and client id of an order request."""
+        market = self._market(str(body.get("symbol", "")))
+        side = _SIDES.get(str(body.get("side", "")).lower())
+        if side is None:
+            raise self._invalid("side")
+        kind = _ORDER_TYPES.get(str(body.get("orderType", "")).lower())
+        if kind is None:
+            raise self._invalid("orderType")
+        time_in_force = _TIME_IN_FORCE.get(str(body.get(tif_name) or "gtc").lower())
+        if time_in_force is None:
+            raise self._invalid(tif_name)
+        client_oid = body.get("clientOid") or None
+        if client_oid is not None and not _CLIENT_OID.fullmatch(str(client_oid)):
+            raise self.error(
+                400,
+                "40305",
+                "Client_oid length is not greater than 50, and cannot be Martian characters",
+            )
+        return market, side, kind, time_in_force, None if client_oid is None else str(client_oid)
+
+    def _positive(self, body: dict[str, Any], name: str) -> Decimal:
+        try:
+            value = Decimal(str(body.get(name, "")))
+        except ArithmeticError:
+            raise self._invalid(name) from None
+        if not value.is_finite() or value <= 0:
+            raise self._invalid(name)
+        return value
+
+    def _rejected(
+        self, reason: RejectReason, market: SpotSymbol, amount: Decimal, price: Decimal | None
+    ) -> VenueError:
+        """Bitget's refusal (ccxt: InsufficientFunds for 43012, InvalidOrder for 40808 and
+        45110, ExchangeError for a reused clientOid: 40786 is not in its table)."""
+
+        def scale(name: str, value: Decimal | None, digits: int) -> VenueError:
+            return self.error(
+                400,
+                "40808",
+                f"Parameter verification exception {name} checkBDScale error "
+                f"value={plain(value or Decimal(0))} checkScale={digits}",
+            )
+
+        if reason is RejectReason.AMOUNT_STEP:
+            return scale("size", amount, market.quantity_precision)
+        if reason is RejectReason.PRICE_TICK:
+            return scale("price", price, market.price_precision)
+        if reason in (RejectReason.MIN_AMOUNT, RejectReason.MIN_NOTIONAL):
+            return self.error(
+                400, "45110", f"less than the minimum amount {market.min_trade_usdt} USDT"
+            )
+        if reason is RejectReason.INSUFFICIENT_FUNDS:
+            return self.error(400, "43012", "Insufficient balance")
+        if reason is RejectReason.DUPLICATE_CLIENT_ID:
+            return self.error(400, "40786", "Duplicate clientOid")
+        if reason is RejectReason.UNKNOWN_MARKET:
+            return self.error(400, "40034", f"Parameter {market.id} does not exist")
+        return self._invalid("size")
+
+    def _place(
+        self,
+        record: KeyRecord,
+        terms: tuple[SpotSymbol, Side, OrderType, TimeInForce, str | None],
+        amount: Decimal,
+        price: Decimal | None,
+    ) -> dict[str, str]:
+        market, side, kind, time_in_force, client_oid = terms
+        try:
+            order = self.place_order(
+                record.account.name,
+                market.symbol,
+                side,
+                amount,
+                price,
+                kind=kind,
+                time_in_force=time_in_force,
+                client_order_id=client_oid,
+            )
+        except OrderRejected as rejected:
+            raise self._rejected(rejected.reason, market, amount, price) from None
+        return {"orderId": order.id, "clientOid": order.client_order_id}
+
+    async def _place_order(self, request: web.Request, record: KeyRecord) -> dict[str, str]:
+        """A classic spot order; a market buy's ``size`` is the quote coin to spend."""
+        body = await self._body(request)
+        terms = self._order_terms(body, "force")
+        market, side, kind = terms[:3]
+        size = self._positive(body, "size")
+        price = self._positive(body, "price") if kind == "limit" else None
+        if kind == "market" and side == "buy":
+            if size < Decimal(market.min_trade_usdt):
+                raise self._rejected(RejectReason.MIN_NOTIONAL, market, size, price)
+            size = amount_for_funds(self.order_book(market.symbol), size, market.step)
+        return self._place(record, terms, size, price)
+
+    async def _unified_place_order(self, request: web.Request, record: KeyRecord) -> dict[str, str]:
+        """A unified account's order; spot only here, ``qty`` in the base coin."""
+        body = await self._body(request)
+        if body.get("category") != "SPOT":
+            raise self._invalid("category")
+        terms = self._order_terms(body, "timeInForce")
+        price = self._positive(body, "price") if terms[2] == "limit" else None
+        return self._place(record, terms, self._positive(body, "qty"), price)
+
+    def _named(self, params: Mapping[str, Any], record: KeyRecord) -> DemoOrder | None:
+        """The order ``orderId`` or ``clientOid`` names (orderId wins if both are sent)."""
+        order_id, client_oid = params.get("orderId") or None, params.get("clientOid") or None
+        if order_id is None and client_oid is None:
+            raise self.error(400, "40019", "Parameter orderId cannot be empty")
+        return self.find_order(
+            record.account.name,
+            order_id=None if order_id is None else str(order_id),
+            client_order_id=None if order_id is not None else str(client_oid),
+        )
+
+    async def _order_info(self, request: web.Request, record: KeyRecord) -> list[Any]:
+        """A list of the one order named, open or done; empty if there is none."""
+        order = self._named(request.query, record)
+        return [] if order is None else [self._order_info_entry(record, order)]
+
+    async def _unified_order_info(self, request: web.Request, record: KeyRecord) -> Any:
+        order = self._named(request.query, record)
+        if order is None:
+            raise self.error(
+                400,
+                "40109",
+                "The data of the order cannot be found, please confirm the order number",
+            )
+        return _unified_order_entry(order)
+
+    async def _cancel_endpoint(self, request: web.Request, record: KeyRecord) -> dict[str, str]:
+        """Cancel an open order, in either mode (the classic one names its market)."""
+        body = await self._body(request)
+        order = self._named(body, record)
+        market_id = body.get("symbol")
+        if (
+            order is None
+            or order.status != "open"
+            or (market_id is not None and _market_id(order.symbol) != market_id)
+        ):
+            raise self.error(400, "43001", "The order does not exist")
+        self.cancel_order(record.account.name, order.id)
+        return {"orderId": order.id, "clientOid": order.client_order_id}
+
+    def _order_info_entry(self, record: KeyRecord, order: DemoOrder) -> dict[str, Any]:
+        """A classic order as ``orderInfo`` shows it: ``price`` the limit (0 for a market
+        order), ``priceAvg`` the average fill, fees in a JSON text."""
+        return {
+            "userId": str(record.account.uid),
+            "symbol": _market_id(order.symbol),
+            "orderId": order.id,
+            "clientOid": order.client_order_id,
+            "price": plain(order.price) if order.type == "limit" else "0",
+            "size": plain(order.amount),
+            "orderType": order.type,
+            "side": order.side,
+            "status": _status(order),
+            "priceAvg": plain(order.average),
+            "baseVolume": plain(order.filled),
+            "quoteVolume": plain(order.cost),
+            "enterPointSource": "API",
+            "feeDetail": _fee_detail(order),
+            "orderSource": "market" if order.type == "market" else "normal",
+            "cancelReason": "",
+            "cTime": str(order.created_ms),
+            "uTime": str(order.updated_ms),
+        }
+
     def _order_entry(self, record: KeyRecord, order: DemoOrder) -> dict[str, Any]:
         """A classic spot order: ``priceAvg`` is the limit price, ``basePrice`` the average fill."""
         return {
@@ -666,7 +956,7 @@ class BitgetServer(VenueServer):
             "orderType": order.type,
             "side": order.side,
             "status": _status(order),
-            "basePrice": plain(order.price) if order.filled else "0",
+            "basePrice": plain(order.average),
             "baseVolume": plain(order.filled),
             "quoteVolume": plain(order.cost),
             "enterPointSource": "API",

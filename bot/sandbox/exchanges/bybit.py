@@ -2,13 +2,18 @@
 
 Private endpoints need ``X-BAPI-API-KEY``, ``X-BAPI-TIMESTAMP`` (ms), ``X-BAPI-RECV-WINDOW`` and
 ``X-BAPI-SIGN``: the hex HMAC-SHA256 of ``timestamp + apiKey + recvWindow + payload``, where the
-payload is the query string as sent (every route here is a GET; a POST would sign its JSON body).
+payload is the query string as sent (GET) or the JSON body (POST).
 The timestamp must lie in ``[server - recvWindow, server + 1 s)``. Refusals use Bybit's envelope
 (``{"retCode":10003,"retMsg":"API key is invalid.","result":{},"retExtInfo":{},"time":...}``),
 mostly with HTTP 200 as Bybit sends them, so ccxt raises what it raises against Bybit.
 
 Demo accounts are unified trading accounts (UTA 2.0). Keys without an IP bound lapse after
 90 days, as Bybit's do. HMAC keys only (no RSA).
+
+Spot orders run on the shared order engine. As on Bybit, placing one answers only with its ids
+(the fills are read back through ``order/realtime``), a spot order cancelled after a partial fill
+(an IOC's rest) is ``PartiallyFilledCanceled`` (ccxt calls it ``closed``), and a market buy's
+``qty`` is in the quote coin unless ``marketUnit`` says ``baseCoin``.
 """
 
 from __future__ import annotations
@@ -32,8 +37,13 @@ from bot.sandbox.exchanges.activity import (
     DemoTrade,
     ListedT,
     OrderState,
+    OrderType,
     Pair,
+    Query,
     QueryNames,
+    Side,
+    TimeInForce,
+    newest_first,
 )
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
@@ -47,6 +57,8 @@ from bot.sandbox.exchanges.base import (
     plain,
     random_alnum,
 )
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
+from bot.sandbox.exchanges.quote_sized import amount_for_funds
 
 DEFAULT_RECV_WINDOW_MS = 5000
 _FUTURE_TOLERANCE_MS = 1000
@@ -58,12 +70,38 @@ EXECUTION_WINDOW_MS = 7 * _DAY_MS
 #: What the open-order and execution lists take (``cursor``: an id), and their page sizes.
 ORDERS_QUERY = QueryNames(since=None, until=None, cursor="cursor", limits=(20, 50))
 EXECUTIONS_QUERY = QueryNames(cursor="cursor", limits=(50, 100))
+#: What ``order/history`` takes (done orders of a seven-day window).
+HISTORY_QUERY = QueryNames(cursor="cursor", limits=(20, 50))
+#: ``order/realtime`` keeps this many recent done orders of an account findable by id.
+RECENT_DONE_ORDERS = 500
+#: Depth ``market/orderbook`` gives a spot market: by default, and at most.
+SPOT_BOOK_DEPTH = (1, 200)
+#: What ``orderLinkId`` may be: letters, digits, dashes and underscores, up to 36 of them.
+_ORDER_LINK_ID = re.compile(r"[A-Za-z0-9_-]{1,36}")
+_SIDES: Mapping[str, Side] = {"Buy": "buy", "Sell": "sell"}
+_ORDER_TYPES: Mapping[str, OrderType] = {"Limit": "limit", "Market": "market"}
+_TIME_IN_FORCE: Mapping[str, TimeInForce] = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK"}
+#: Bybit's spot codes for what the order engine refuses (ccxt: InsufficientFunds for 170131,
+#: InvalidOrder for the filters and for a reused orderLinkId, BadRequest for 10001).
+_REJECTIONS: Mapping[RejectReason, tuple[int, str]] = {
+    RejectReason.UNKNOWN_MARKET: (170121, "Invalid symbol."),
+    RejectReason.BAD_ORDER: (10001, "Request parameter error."),
+    RejectReason.AMOUNT_STEP: (170137, "Order quantity has too many decimals."),
+    RejectReason.PRICE_TICK: (170134, "Order price has too many decimals."),
+    RejectReason.MIN_AMOUNT: (170136, "Order quantity lower than the minimum."),
+    RejectReason.MIN_NOTIONAL: (170140, "Order value exceeded lower limit."),
+    RejectReason.INSUFFICIENT_FUNDS: (170131, "Insufficient balance."),
+    RejectReason.DUPLICATE_CLIENT_ID: (110072, "OrderLinkedID is duplicate"),
+}
 _ORDER_STATUS: Mapping[OrderState, str] = {
     "new": "New",
     "partially_filled": "PartiallyFilled",
     "filled": "Filled",
     "canceled": "Cancelled",
 }
+
+#: The smallest spot order value (in the quote coin) Bybit takes on these pairs.
+MIN_ORDER_VALUE = "1"
 
 _SERVICE_UNAVAILABLE_PAGE = (
     "<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
@@ -100,6 +138,16 @@ class SpotInstrument:
         tick = Decimal(self.tick)
         return str((value // tick) * tick)
 
+    def rules(self) -> OrderRules:
+        """The filters the lot-size and price filters below advertise, as the engine applies
+        them (``minOrderAmt`` is the minimum order value)."""
+        return OrderRules(
+            amount_step=Decimal(self.base_precision),
+            price_tick=Decimal(self.tick),
+            min_amount=Decimal(self.min_qty),
+            min_notional=Decimal(MIN_ORDER_VALUE),
+        )
+
     def info(self) -> dict[str, Any]:
         return {
             "symbol": self.id,
@@ -114,7 +162,7 @@ class SpotInstrument:
                 "quotePrecision": "0.00000001",
                 "minOrderQty": self.min_qty,
                 "maxOrderQty": self.max_qty,
-                "minOrderAmt": "1",
+                "minOrderAmt": MIN_ORDER_VALUE,
                 "maxOrderAmt": "2000000",
             },
             "priceFilter": {"tickSize": self.tick},
@@ -151,15 +199,25 @@ def _fmt(value: Decimal) -> str:
     return f"{value:.8f}"
 
 
+def _order_status(order: DemoOrder) -> str:
+    """Bybit's state of an order; a spot order cancelled after a partial fill has its own."""
+    if order.status == "canceled" and order.filled:
+        return "PartiallyFilledCanceled"
+    return _ORDER_STATUS[order.state]
+
+
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class BybitServer(VenueServer):
-    """Bybit v5: market data, API key info, unified wallet balance and coin info."""
+    """Bybit v5: market data and order book, API key info, unified wallet balance, coin info,
+    and spot orders (place, cancel, look up by ``orderId`` or ``orderLinkId``, history)."""
 
     venue_id = "bybit"
     key_format = re.compile(r"[A-Za-z0-9]{18}")
+    #: An orderLinkId is never reusable, open or done (110072).
+    duplicate_client_ids = "refuse"
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -184,20 +242,27 @@ class BybitServer(VenueServer):
     def error(self, ret_code: int, message: str, *, status: int = 200) -> VenueError:
         return bybit_error(ret_code, message, status=status, now_ms=self.server_time_ms())
 
+    def order_rules(self, symbol: str) -> OrderRules:
+        return self._instrument_of(symbol).rules()
+
     def add_routes(self, router: web.UrlDispatcher) -> None:
         routes: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
             "/v5/market/time": self.public(self._time),
             "/v5/market/instruments-info": self.public(self._instruments_info),
             "/v5/market/tickers": self.public(self._tickers),
+            "/v5/market/orderbook": self.public(self._orderbook),
             "/v5/user/query-api": self.private(self._query_api),
             "/v5/account/info": self.private(self._account_info),
             "/v5/account/wallet-balance": self.private(self._wallet_balance),
             "/v5/asset/coin/query-info": self.private(self._coin_info),
-            "/v5/order/realtime": self.private(self._open_orders),
+            "/v5/order/realtime": self.private(self._realtime_orders),
+            "/v5/order/history": self.private(self._order_history),
             "/v5/execution/list": self.private(self._executions),
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
+        router.add_post("/v5/order/create", self.private(self._create_order, "spot_trade"))
+        router.add_post("/v5/order/cancel", self.private(self._cancel_order, "spot_trade"))
 
     # ----- authentication --------------------------------------------------------------------
 
@@ -219,8 +284,11 @@ class BybitServer(VenueServer):
                 f"req_timestamp[{timestamp}],server_timestamp[{now}],recv_window[{recv_window}]",
             )
 
-        # Every route here is a GET, signed over the query as sent (aiohttp's is decoded).
-        payload = request.raw_path.partition("?")[2]
+        # A GET is signed over its query as sent (aiohttp's is decoded), a POST over its body.
+        if request.method == "POST":
+            payload = await request.text()
+        else:
+            payload = request.raw_path.partition("?")[2]
         expected = hmac.new(
             record.key.secret.encode(),
             f"{timestamp}{api_key}{recv_window}{payload}".encode(),
@@ -314,6 +382,29 @@ class BybitServer(VenueServer):
         return {
             "category": "spot",
             "list": [self._ticker(item, self.prices[item.symbol]) for item in listed],
+        }
+
+    async def _orderbook(self, request: web.Request) -> dict[str, Any]:
+        """The demo book the order engine fills against, ``limit`` levels a side."""
+        if self._category(request) != "spot":
+            raise self.error(10001, "Not supported symbols")
+        item = self._instruments_by_id.get(request.query.get("symbol", ""))
+        if item is None:
+            raise self.error(10001, "Not supported symbols")
+        default, high = SPOT_BOOK_DEPTH
+        limit = request.query.get("limit", str(default))
+        if not limit.isdigit() or not 1 <= int(limit) <= high:
+            raise self._invalid("limit")
+        book = self.order_book(item.symbol, int(limit))
+        now = self.server_time_ms()
+        return {
+            "s": item.id,
+            "b": [[item.price(level.price), plain(level.amount)] for level in book.bids],
+            "a": [[item.price(level.price), plain(level.amount)] for level in book.asks],
+            "ts": now,
+            "u": self.prices[item.symbol].trades,
+            "seq": self.prices[item.symbol].trades,
+            "cts": now,
         }
 
     def _ticker(self, item: SpotInstrument, stats: PriceStats) -> dict[str, str]:
@@ -509,9 +600,52 @@ class BybitServer(VenueServer):
         spot = category == "spot"
         return category, [item for item in items if (Pair.of(item.symbol).settle is None) == spot]
 
-    async def _open_orders(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+    async def _realtime_orders(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Open orders; with ``orderId`` or ``orderLinkId`` that order whatever its state (among
+        the account's recent done orders), with ``openOnly=1`` the recent done orders."""
         query = ORDERS_QUERY.parse(request.query, symbol_of=self._symbol_of, invalid=self._invalid)
-        category, orders = self._in_category(request, record.account.open_orders())
+        order_id = request.query.get("orderId", "")
+        link_id = request.query.get("orderLinkId", "")
+        recent = self._recent(record)
+        if order_id:
+            orders = [order for order in recent if order.id == order_id]
+        elif link_id:
+            orders = [order for order in recent if order.client_order_id == link_id]
+        elif request.query.get("openOnly", "0") == "1":
+            orders = [order for order in recent if order.status != "open"]
+        else:
+            orders = record.account.open_orders()
+        category, chosen = self._in_category(request, orders)
+        page = query.page(chosen)
+        return {
+            "list": [self._order_entry(order) for order in page.items],
+            "nextPageCursor": page.cursor or "",
+            "category": category,
+        }
+
+    def _recent(self, record: KeyRecord) -> list[DemoOrder]:
+        """The open orders and the recent done ones ``order/realtime`` still knows."""
+        orders = newest_first(record.account.orders.values())
+        done = [order.id for order in orders if order.status != "open"][:RECENT_DONE_ORDERS]
+        kept = set(done)
+        return [order for order in orders if order.status == "open" or order.id in kept]
+
+    async def _order_history(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Done orders of a seven-day window, by ``orderId``, ``orderLinkId`` or
+        ``orderStatus`` if asked."""
+        query = self._week(
+            HISTORY_QUERY.parse(request.query, symbol_of=self._symbol_of, invalid=self._invalid)
+        )
+        wanted = {
+            "orderId": lambda order: order.id,
+            "orderLinkId": lambda order: order.client_order_id,
+            "orderStatus": _order_status,
+        }
+        done = [order for order in record.account.orders.values() if order.status != "open"]
+        for name, field_of in wanted.items():
+            if request.query.get(name):
+                done = [order for order in done if field_of(order) == request.query[name]]
+        category, orders = self._in_category(request, done)
         page = query.page(orders)
         return {
             "list": [self._order_entry(order) for order in page.items],
@@ -521,17 +655,11 @@ class BybitServer(VenueServer):
 
     async def _executions(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
         """Fills of a seven-day window: the last seven days, or seven from the one bound sent."""
-        query = EXECUTIONS_QUERY.parse(
-            request.query, symbol_of=self._symbol_of, invalid=self._invalid
+        query = self._week(
+            EXECUTIONS_QUERY.parse(request.query, symbol_of=self._symbol_of, invalid=self._invalid)
         )
-        since, until = query.since_ms, query.until_ms
-        if since is None:
-            until = self.server_time_ms() if until is None else until
-            since = until - EXECUTION_WINDOW_MS
-        elif until is None:
-            until = since + EXECUTION_WINDOW_MS
         category, trades = self._in_category(request, record.account.trades)
-        page = dataclasses.replace(query, since_ms=since, until_ms=until).page(trades)
+        page = query.page(trades)
         orders = record.account.orders
         return {
             "nextPageCursor": page.cursor or "",
@@ -539,33 +667,135 @@ class BybitServer(VenueServer):
             "list": [self._execution_entry(trade, orders[trade.order_id]) for trade in page.items],
         }
 
+    def _week(self, query: Query) -> Query:
+        """A history query's window as Bybit bounds it: the last seven days, or seven from the
+        one bound sent."""
+        since, until = query.since_ms, query.until_ms
+        if since is None:
+            until = self.server_time_ms() if until is None else until
+            since = until - EXECUTION_WINDOW_MS
+        elif until is None:
+            until = since + EXECUTION_WINDOW_MS
+        return dataclasses.replace(query, since_ms=since, until_ms=until)
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = json.loads(await request.text())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise self.error(10001, "Request parameter error.")
+        return body
+
+    def _spot_item(self, body: Mapping[str, Any]) -> SpotInstrument:
+        """The spot pair an order request names (only spot trades here)."""
+        if body.get("category") not in ("spot", "linear", "inverse", "option"):
+            raise self.error(10001, "Illegal category")
+        item = self._instruments_by_id.get(str(body.get("symbol", "")))
+        if body["category"] != "spot" or item is None:
+            raise self.error(170121, "Invalid symbol.")
+        return item
+
+    def _positive(self, body: Mapping[str, Any], name: str) -> Decimal:
+        try:
+            value = Decimal(str(body.get(name, "")))
+        except ArithmeticError:
+            raise self._invalid(name) from None
+        if not value.is_finite() or value <= 0:
+            raise self._invalid(name)
+        return value
+
+    def _rejected(self, reason: RejectReason) -> VenueError:
+        return self.error(*_REJECTIONS[reason])
+
+    async def _create_order(self, request: web.Request, record: KeyRecord) -> dict[str, str]:
+        """A spot limit or market order. Bybit answers with the ids only."""
+        body = await self._body(request)
+        item = self._spot_item(body)
+        side = _SIDES.get(str(body.get("side")))
+        kind = _ORDER_TYPES.get(str(body.get("orderType")))
+        if side is None or kind is None:
+            raise self._invalid("side" if side is None else "orderType")
+        time_in_force = _TIME_IN_FORCE.get(str(body.get("timeInForce", "GTC")))
+        if time_in_force is None:
+            raise self.error(170115, "Invalid timeInForce.")
+        link_id = body.get("orderLinkId") or None
+        if link_id is not None and not _ORDER_LINK_ID.fullmatch(str(link_id)):
+            raise self._invalid("orderLinkId")
+        qty = self._positive(body, "qty")
+        price = self._positive(body, "price") if kind == "limit" else None
+        unit = body.get("marketUnit") or ("quoteCoin" if side == "buy" else "baseCoin")
+        if kind == "market" and unit == "quoteCoin":
+            rules = item.rules()
+            if qty < rules.min_notional:
+                raise self._rejected(RejectReason.MIN_NOTIONAL)
+            qty = amount_for_funds(self.order_book(item.symbol), qty, rules.amount_step)
+        try:
+            order = self.place_order(
+                record.account.name,
+                item.symbol,
+                side,
+                qty,
+                price,
+                kind=kind,
+                time_in_force=time_in_force,
+                client_order_id=None if link_id is None else str(link_id),
+            )
+        except OrderRejected as rejected:
+            raise self._rejected(rejected.reason) from None
+        return {"orderId": order.id, "orderLinkId": order.client_order_id}
+
+    async def _cancel_order(self, request: web.Request, record: KeyRecord) -> dict[str, str]:
+        body = await self._body(request)
+        item = self._spot_item(body)
+        order_id, link_id = body.get("orderId") or None, body.get("orderLinkId") or None
+        if order_id is None and link_id is None:
+            raise self._invalid("orderId")
+        order = self.find_order(
+            record.account.name,
+            order_id=None if order_id is None else str(order_id),
+            client_order_id=None if link_id is None else str(link_id),
+        )
+        if order is None or order.symbol != item.symbol or order.status != "open":
+            raise self.error(170213, "Order does not exist.")
+        self.cancel_order(record.account.name, order.id)
+        return {"orderId": order.id, "orderLinkId": order.client_order_id}
+
     def _order_entry(self, order: DemoOrder) -> dict[str, Any]:
+        """An order as Bybit lists it. What an IOC or FOK order leaves is cancelled by its time
+        in force (``EC_CancelForNoFullFill``), a resting one by its owner."""
         item = self._instrument_of(order.symbol)
+        leaves = order.remaining if order.status == "open" else Decimal(0)
+        cancel_type, reject_reason = "UNKNOWN", "EC_NoError"
+        if order.status == "canceled" and order.time_in_force == "GTC":
+            cancel_type, reject_reason = "CancelByUser", "EC_PerCancelRequest"
+        elif order.status == "canceled":
+            reject_reason = "EC_CancelForNoFullFill"
         return {
             "orderId": order.id,
             "orderLinkId": order.client_order_id,
             "blockTradeId": "",
             "symbol": item.id,
-            "price": plain(order.price),
+            "price": plain(order.price) if order.type == "limit" else "0",
             "qty": plain(order.amount),
             "side": order.side.capitalize(),
             "isLeverage": "0",
             "positionIdx": 0,
-            "orderStatus": _ORDER_STATUS[order.state],
-            "cancelType": "UNKNOWN",
-            "rejectReason": "EC_NoError",
-            "avgPrice": plain(order.price) if order.filled else "0",
-            "leavesQty": plain(order.remaining),
-            "leavesValue": plain(order.remaining * order.price),
+            "orderStatus": _order_status(order),
+            "cancelType": cancel_type,
+            "rejectReason": reject_reason,
+            "avgPrice": plain(order.average) if order.filled else "0",
+            "leavesQty": plain(leaves),
+            "leavesValue": plain(leaves * order.price),
             "cumExecQty": plain(order.filled),
             "cumExecValue": plain(order.cost),
             "cumExecFee": plain(order.fee),
             "cumFeeDetail": {order.fee_currency: plain(order.fee)} if order.fee else {},
-            "timeInForce": "GTC",
+            "timeInForce": order.time_in_force,
             "orderType": order.type.capitalize(),
             "stopOrderType": "",
             "orderIv": "",
-            "marketUnit": "",
+            "marketUnit": "baseCoin" if order.type == "market" else "",
             "triggerPrice": "0.00",
             "takeProfit": "0.00",
             "stopLoss": "0.00",

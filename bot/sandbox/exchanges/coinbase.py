@@ -12,6 +12,11 @@ request it arrived with; any failure is Coinbase's bare ``401 Unauthorized``.
 it must be the host the request was sent to (Coinbase's own is ``api.coinbase.com``).
 
 Markets, currencies and accounts follow the shapes in ccxt's coinbase source and static tests.
+
+Orders run on the shared engine with each product's increments and minimums. Coinbase answers a
+reused ``client_order_id`` with the order that already carries it (nothing new is placed), and
+a refused order with HTTP 200, ``success: false`` and an ``error_response`` whose
+``preview_failure_reason`` is what ccxt maps to an exception class.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from bot.sandbox.exchanges.activity import (
     DemoTrade,
     OrderState,
     Query,
+    Side,
+    TimeInForce,
     bounded_int,
 )
 from bot.sandbox.exchanges.base import (
@@ -55,6 +62,8 @@ from bot.sandbox.exchanges.base import (
     VenueServer,
     plain,
 )
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
+from bot.sandbox.exchanges.quote_sized import amount_for_funds
 
 #: How long ccxt (and Coinbase's own SDKs) make a token live: ``exp = nbf + 120``.
 TOKEN_LIFETIME_S = 120
@@ -69,6 +78,21 @@ _KEY_NAME = re.compile(
 _UNAUTHORIZED = "Unauthorized\n"
 #: Orders or fills per page: by default, and at most.
 PAGE_LIMIT = (100, 1000)
+#: Book levels a side in a ``product_book`` answer when no ``limit`` is sent.
+BOOK_DEPTH = 50
+#: The smallest order value every product here takes, in its quote currency.
+QUOTE_MIN_SIZE = Decimal(1)
+#: The ``order_configuration`` shapes the engine serves, by time in force.
+_LIMIT_CONFIGURATIONS: Mapping[str, TimeInForce] = {
+    "limit_limit_gtc": "GTC",
+    "sor_limit_ioc": "IOC",
+    "limit_limit_fok": "FOK",
+}
+_TIME_IN_FORCE_NAMES: Mapping[TimeInForce, str] = {
+    "GTC": "GOOD_UNTIL_CANCELLED",
+    "IOC": "IMMEDIATE_OR_CANCEL",
+    "FOK": "FILL_OR_KILL",
+}
 _ORDER_STATUS: Mapping[OrderState, str] = {
     "new": "OPEN",
     "partially_filled": "OPEN",
@@ -139,6 +163,16 @@ class Product:
 
     def price(self, value: Decimal) -> str:
         return plain(value.quantize(Decimal(self.price_increment)))
+
+    def rules(self) -> OrderRules:
+        """``base_increment``, ``price_increment``, ``base_min_size`` and ``quote_min_size``:
+        what ccxt reads as precision and limits."""
+        return OrderRules(
+            amount_step=Decimal(self.base_increment),
+            price_tick=Decimal(self.price_increment),
+            min_amount=Decimal(self.base_increment),
+            min_notional=QUOTE_MIN_SIZE,
+        )
 
 
 PRODUCTS: tuple[Product, ...] = (
@@ -220,6 +254,7 @@ class CoinbaseServer(VenueServer):
     key_format = _KEY_NAME
     fee_rates = FeeRates(maker=Decimal("0.006"), taker=Decimal("0.012"))
     fee_in_quote = True
+    duplicate_client_ids = "return_existing"
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -267,6 +302,9 @@ class CoinbaseServer(VenueServer):
     def new_trade_id(self, seq: int) -> str:
         return str(uuid.uuid4())
 
+    def order_rules(self, symbol: str) -> OrderRules:
+        return self._products_by_symbol[symbol].rules()
+
     def portfolio_uuid(self, account: str) -> str:
         """The default portfolio of an account (every CDP key is scoped to one portfolio)."""
         return str(uuid.uuid5(_NAMESPACE, "portfolio/" + account))
@@ -287,9 +325,15 @@ class CoinbaseServer(VenueServer):
             "/api/v3/brokerage/accounts": self.private(self._accounts),
             "/api/v3/brokerage/orders/historical/batch": self.private(self._orders),
             "/api/v3/brokerage/orders/historical/fills": self.private(self._fills),
+            "/api/v3/brokerage/orders/historical/{order_id}": self.private(self._order),
+            "/api/v3/brokerage/market/product_book": self.public(self._product_book),
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
+        router.add_post("/api/v3/brokerage/orders", self.private(self._create_order, "spot_trade"))
+        router.add_post(
+            "/api/v3/brokerage/orders/batch_cancel", self.private(self._cancel_orders, "spot_trade")
+        )
 
     # ----- authentication --------------------------------------------------------------------
 
@@ -447,9 +491,9 @@ class CoinbaseServer(VenueServer):
             "volume_percentage_change_24h": "0",
             "base_increment": product.base_increment,
             "quote_increment": product.price_increment,
-            "quote_min_size": "1",
+            "quote_min_size": plain(QUOTE_MIN_SIZE),
             "quote_max_size": "150000000",
-            "base_min_size": product.base_increment,
+            "base_min_size": plain(product.rules().min_amount),
             "base_max_size": "3400",
             "base_name": base.name,
             "quote_name": quote.name if quote else FIAT[product.quote][0],
@@ -499,6 +543,29 @@ class CoinbaseServer(VenueServer):
             ],
             "best_bid": product.price(ask - step),
             "best_ask": product.price(ask),
+        }
+
+    async def _product_book(self, request: web.Request) -> dict[str, Any]:
+        """The book orders fill against, ``limit`` levels a side."""
+        product = self._product(request.query.get("product_id", ""))
+        depth = bounded_int(
+            request.query, "limit", default=BOOK_DEPTH, high=BOOK_DEPTH, invalid=_invalid
+        )
+        book = self.order_book(product.symbol, depth)
+        best_bid, best_ask = book.bids[0].price, book.asks[0].price
+        spread = best_ask - best_bid
+        mid = (best_bid + best_ask) / 2
+        return {
+            "pricebook": {
+                "product_id": product.id,
+                "bids": [{"price": plain(lv.price), "size": plain(lv.amount)} for lv in book.bids],
+                "asks": [{"price": plain(lv.price), "size": plain(lv.amount)} for lv in book.asks],
+                "time": _iso_micro(self.server_time_ms()),
+            },
+            "last": product.price(self.prices[product.symbol].last),
+            "mid_market": plain(mid),
+            "spread_bps": plain((spread / mid * 10_000).quantize(Decimal("0.0001"))),
+            "spread_absolute": plain(spread),
         }
 
     # ----- signed endpoints ------------------------------------------------------------------
@@ -628,38 +695,134 @@ class CoinbaseServer(VenueServer):
             "cursor": page.cursor or "",
         }
 
+    async def _create_order(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """A spot order from its ``order_configuration``; the answer names it only, so a client
+        learns how it went from the order endpoints."""
+        body = await _json_body(request)
+        client_id = body.get("client_order_id")
+        if not isinstance(client_id, str) or not client_id:
+            raise _invalid("client_order_id")
+        side = body.get("side")
+        if side not in ("BUY", "SELL"):
+            raise _invalid("side")
+        configuration = body.get("order_configuration")
+        if not isinstance(configuration, dict) or len(configuration) != 1:
+            raise _invalid("order_configuration")
+        product = self._products_by_id.get(str(body.get("product_id")))
+        if product is None:
+            return _order_failure(_ORDER_FAILURES[RejectReason.UNKNOWN_MARKET], configuration)
+        try:
+            order = self._place(record, product, side, configuration, client_id)
+        except OrderRejected as rejected:
+            return _order_failure(_ORDER_FAILURES[rejected.reason], configuration)
+        except _Unsupported:
+            return _order_failure(_UNSUPPORTED, configuration)
+        return {
+            "success": True,
+            "failure_reason": "UNKNOWN_FAILURE_REASON",
+            "order_id": order.id,
+            "success_response": {
+                "order_id": order.id,
+                "product_id": product.id,
+                "side": order.side.upper(),
+                "client_order_id": order.client_order_id,
+            },
+            "order_configuration": configuration,
+        }
+
+    def _place(
+        self,
+        record: KeyRecord,
+        product: Product,
+        side: str,
+        configuration: Mapping[str, Any],
+        client_id: str,
+    ) -> DemoOrder:
+        """Place what one ``order_configuration`` entry describes: OrderRejected if the engine
+        refuses it, _Unsupported for shapes this demo venue does not trade."""
+        [(shape, details)] = configuration.items()
+        if not isinstance(details, dict) or details.get("post_only") is True:
+            raise _Unsupported(shape)
+        order_side: Side = "buy" if side == "BUY" else "sell"
+        if shape == "market_market_ioc":
+            if "quote_size" in details and order_side == "buy":
+                # ccxt sends spot market buys as the quote to spend.
+                book, step = self.order_book(product.symbol), product.rules().amount_step
+                amount = amount_for_funds(book, _size(details, "quote_size"), step)
+            else:
+                amount = _size(details, "base_size")
+            return self.place_order(
+                record.account.name,
+                product.symbol,
+                order_side,
+                amount,
+                kind="market",
+                client_order_id=client_id,
+            )
+        time_in_force = _LIMIT_CONFIGURATIONS.get(shape)
+        if time_in_force is None:
+            raise _Unsupported(shape)
+        return self.place_order(
+            record.account.name,
+            product.symbol,
+            order_side,
+            _size(details, "base_size"),
+            _size(details, "limit_price"),
+            time_in_force=time_in_force,
+            client_order_id=client_id,
+        )
+
+    async def _cancel_orders(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Cancel each of ``order_ids``; every id gets its own result."""
+        body = await _json_body(request)
+        ids = body.get("order_ids")
+        if not isinstance(ids, list) or not ids:
+            raise _invalid("order_ids")
+        return {"results": [self._cancel_one(record, str(order_id)) for order_id in ids]}
+
+    def _cancel_one(self, record: KeyRecord, order_id: str) -> dict[str, Any]:
+        order = self.find_order(record.account.name, order_id=order_id)
+        if order is None:
+            reason = "UNKNOWN_CANCEL_ORDER"
+        elif order.status == "closed":
+            reason = "ORDER_IS_FULLY_FILLED"
+        elif order.status == "canceled":
+            reason = "DUPLICATE_CANCEL_REQUEST"
+        else:
+            self.cancel_order(record.account.name, order.id)
+            reason = "UNKNOWN_CANCEL_FAILURE_REASON"
+        return {
+            "success": reason == "UNKNOWN_CANCEL_FAILURE_REASON",
+            "failure_reason": reason,
+            "order_id": order_id,
+        }
+
+    async def _order(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """One order by its id, open or done."""
+        order = self.find_order(record.account.name, order_id=request.match_info["order_id"])
+        if order is None:
+            raise coinbase_error(404, "NOT_FOUND", "order with this orderID was not found")
+        return {"order": self._order_entry(record, order)}
+
     def _user_id(self, record: KeyRecord) -> str:
         return str(uuid.uuid5(_NAMESPACE, "user/" + record.account.name))
 
     def _order_entry(self, record: KeyRecord, order: DemoOrder) -> dict[str, Any]:
         product = self._products_by_symbol[order.symbol]
-        size = plain(order.amount)
-        if order.type == "limit":
-            configuration: dict[str, Any] = {
-                "limit_limit_gtc": {
-                    "base_size": size,
-                    "limit_price": plain(order.price),
-                    "post_only": False,
-                }
-            }
-        else:
-            configuration = {"market_market_ioc": {"base_size": size}}
         fee, filled_value = order.fee, order.cost  # fees are in the quote on Coinbase
         return {
             "order_id": order.id,
             "product_id": product.id,
             "user_id": self._user_id(record),
-            "order_configuration": configuration,
+            "order_configuration": _configuration(order),
             "side": order.side.upper(),
             "client_order_id": order.client_order_id,
             "status": _ORDER_STATUS[order.state],
-            "time_in_force": (
-                "GOOD_UNTIL_CANCELLED" if order.type == "limit" else "IMMEDIATE_OR_CANCEL"
-            ),
+            "time_in_force": _TIME_IN_FORCE_NAMES[order.time_in_force],
             "created_time": _iso_micro(order.created_ms),
             "completion_percentage": f"{order.filled / order.amount * 100:.2f}",
             "filled_size": plain(order.filled),
-            "average_filled_price": plain(order.price) if order.filled else "0",
+            "average_filled_price": plain(order.average),
             "fee": "",
             "number_of_fills": str(sum(1 for t in record.account.trades if t.order_id == order.id)),
             "filled_value": plain(filled_value),
@@ -705,3 +868,116 @@ class CoinbaseServer(VenueServer):
             "side": trade.side.upper(),
             "retail_portfolio_id": self.portfolio_uuid(record.account.name),
         }
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.text() or "{}")
+    except ValueError:
+        raise coinbase_error(400, "INVALID_ARGUMENT", "invalid request body") from None
+    if not isinstance(body, dict):
+        raise coinbase_error(400, "INVALID_ARGUMENT", "invalid request body")
+    return body
+
+
+def _size(details: Mapping[str, Any], name: str) -> Decimal:
+    """A decimal string of an ``order_configuration`` entry (``base_size``, ``limit_price``)."""
+    try:
+        value = Decimal(str(details[name]))
+    except (KeyError, ArithmeticError):
+        raise _invalid(name) from None
+    if not value.is_finite():
+        raise _invalid(name)
+    return value
+
+
+class _Unsupported(Exception):
+    """An ``order_configuration`` this demo venue does not trade (stop, GTD, post-only): it is
+    refused as Coinbase refuses one a product does not support."""
+
+
+_UNSUPPORTED = (
+    "UNSUPPORTED_ORDER_CONFIGURATION",
+    "Order configuration is not supported",
+    "PREVIEW_INVALID_ORDER_CONFIG",
+)
+
+
+#: Coinbase's ``error_response`` for each way the engine refuses an order: (``error``,
+#: ``message``, ``preview_failure_reason``). ccxt raises InsufficientFunds for
+#: PREVIEW_INSUFFICIENT_FUND and a plain ExchangeError for every other reason.
+_ORDER_FAILURES: Mapping[RejectReason, tuple[str, str, str]] = {
+    RejectReason.UNKNOWN_MARKET: (
+        "INVALID_PRODUCT_ID",
+        "Product ID is invalid",
+        "PREVIEW_INVALID_PRODUCT_ID",
+    ),
+    RejectReason.BAD_ORDER: (
+        "INVALID_REQUEST",
+        "Order size and limit price must be positive",
+        "UNKNOWN_PREVIEW_FAILURE_REASON",
+    ),
+    RejectReason.AMOUNT_STEP: (
+        "INVALID_SIZE_PRECISION",
+        "Too many decimals in order amount",
+        "PREVIEW_INVALID_SIZE_PRECISION",
+    ),
+    RejectReason.PRICE_TICK: (
+        "INVALID_PRICE_PRECISION",
+        "Too many decimals in order price",
+        "PREVIEW_INVALID_PRICE_PRECISION",
+    ),
+    RejectReason.MIN_AMOUNT: (
+        "UNKNOWN_FAILURE_REASON",
+        "Order size is too small",
+        "PREVIEW_INVALID_BASE_SIZE_TOO_SMALL",
+    ),
+    RejectReason.MIN_NOTIONAL: (
+        "UNKNOWN_FAILURE_REASON",
+        "Order value is too small",
+        "PREVIEW_INVALID_QUOTE_SIZE_TOO_SMALL",
+    ),
+    RejectReason.INSUFFICIENT_FUNDS: (
+        "INSUFFICIENT_FUND",
+        "Insufficient balance in source account",
+        "PREVIEW_INSUFFICIENT_FUND",
+    ),
+    # Coinbase answers a reused client_order_id with the earlier order instead.
+    RejectReason.DUPLICATE_CLIENT_ID: (
+        "UNKNOWN_FAILURE_REASON",
+        "Duplicate client_order_id",
+        "UNKNOWN_PREVIEW_FAILURE_REASON",
+    ),
+}
+
+
+def _order_failure(
+    failure: tuple[str, str, str], configuration: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A refused order: HTTP 200 and ``success: false``, as Coinbase answers it."""
+    error, message, preview = failure
+    return {
+        "success": False,
+        "failure_reason": "UNKNOWN_FAILURE_REASON",
+        "order_id": "",
+        "error_response": {
+            "error": error,
+            "message": message,
+            "error_details": message,
+            "preview_failure_reason": preview,
+            "new_order_failure_reason": error,
+        },
+        "order_configuration": configuration,
+    }
+
+
+def _configuration(order: DemoOrder) -> dict[str, Any]:
+    """The ``order_configuration`` an order was placed with (market orders by base size)."""
+    size = plain(order.amount)
+    if order.type == "market":
+        return {"market_market_ioc": {"base_size": size}}
+    shape = next(name for name, tif in _LIMIT_CONFIGURATIONS.items() if tif == order.time_in_force)
+    details: dict[str, Any] = {"base_size": size, "limit_price": plain(order.price)}
+    if order.time_in_force == "GTC":
+        details["post_only"] = False
+    return {shape: details}

@@ -6,6 +6,10 @@ body's ``nonce`` must exceed the last one the key used. Kraken answers errors as
 ["EAPI:Invalid key"]}`` with HTTP 200, and ccxt maps those strings to its exception classes, so
 the strings here are Kraken's. Assets are Kraken's own ids (``XXBT``, ``ZUSD``, ``USDT``); markets
 are the recorded AssetPairs entries from ccxt's static test data.
+
+Orders (``AddOrder``) run on the shared engine with the pair's AssetPairs filters. A ``cl_ord_id``
+must be unique among the account's *open* orders only (Kraken's documented rule), so a done IOC
+order's id can be used again: only never resending guards a done order.
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, newest_first
+from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, TimeInForce, newest_first
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
+    DemoAccount,
     DemoKey,
     DemoPermissions,
     FeeRates,
@@ -43,6 +48,7 @@ from bot.sandbox.exchanges.base import (
     VenueError,
     VenueServer,
 )
+from bot.sandbox.exchanges.matching import BookLevel, OrderRejected, OrderRules, RejectReason
 
 #: Kraken API keys are 42 random bytes in base64 (56 characters, no padding).
 API_KEY_FORMAT = re.compile(r"[A-Za-z0-9+/]{56}")
@@ -50,8 +56,21 @@ _API_KEY_BYTES = 42
 #: The private key ("secret") is 64 random bytes in base64: 88 characters ending in ``==``.
 _SECRET_BYTES = 64
 _MAX_NONCE = 2**64 - 1
-#: Trades per ``TradesHistory`` answer (page with ``ofs``).
+#: Trades per ``TradesHistory`` answer, closed orders per ``ClosedOrders`` one (page with ``ofs``).
 TRADES_PAGE = 50
+#: Book levels a side in a ``Depth`` answer: by default, and at most.
+DEPTH_LIMITS = (100, 500)
+#: Orders one ``QueryOrders`` call may name.
+QUERY_ORDERS_MAX = 50
+#: A ``cl_ord_id`` is a UUID (with or without dashes) or free text of up to 18 characters.
+_CL_ORD_ID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|[0-9a-fA-F]{32}|[\x21-\x7e]{1,18}"
+)
+#: ``timeinforce`` values the engine serves (Kraken also has GTD; it has no FOK on spot).
+_TIME_IN_FORCE: Mapping[str, TimeInForce] = {"GTC": "GTC", "IOC": "IOC"}
+#: Average fill prices are written to this step (fills at several levels average unevenly).
+_AVERAGE_STEP = Decimal("1e-8")
 _TXID_ALPHABET = string.ascii_uppercase + string.digits
 
 #: What each demo flag grants, in Kraken's permission names (``GetApiKeyInfo``).
@@ -124,6 +143,16 @@ class SpotPair:
         """``value`` rounded down to the tick; Kraken writes ticker prices with 5+ decimals."""
         return f"{(value // self.tick) * self.tick:.{max(self.decimals, 5)}f}"
 
+    def rules(self) -> OrderRules:
+        """``lot_decimals``, ``tick_size``, ``ordermin`` and ``costmin``: what ccxt reads as the
+        market's amount precision, price precision, minimum amount and minimum cost."""
+        return OrderRules(
+            amount_step=Decimal(1).scaleb(-int(self.info["lot_decimals"])),
+            price_tick=self.tick,
+            min_amount=Decimal(self.info["ordermin"]),
+            min_notional=Decimal(self.info.get("costmin", "0")),
+        )
+
 
 @functools.cache
 def load_pairs(reference_dir: Path) -> tuple[SpotPair, ...]:
@@ -171,8 +200,9 @@ def _cloudflare_page(status: int) -> str:
     )
 
 
-def _invalid_arguments() -> VenueError:
-    return kraken_error("EGeneral:Invalid arguments")
+def _invalid_arguments(name: str | None = None) -> VenueError:
+    """``EGeneral:Invalid arguments``, naming the argument where Kraken does."""
+    return kraken_error("EGeneral:Invalid arguments" + (f":{name}" if name else ""))
 
 
 def _body_params(body: str, content_type: str) -> dict[str, str]:
@@ -203,6 +233,42 @@ def _seconds(params: Mapping[str, str], name: str) -> int | None:
     if not value.isdigit():
         raise _invalid_arguments()
     return int(value)
+
+
+def _window(params: Mapping[str, str]) -> tuple[int | None, int | None]:
+    """``start`` (exclusive) and ``end`` (inclusive) in unix seconds as a window in epoch ms:
+    Kraken compares them with its fractional times, so an entry at 12.3 s is after start=12."""
+    start, end = _seconds(params, "start"), _seconds(params, "end")
+    return (
+        None if start is None else start * 1000 + 1,
+        None if end is None else end * 1000,
+    )
+
+
+def _flag(params: Mapping[str, str], name: str) -> bool:
+    """A boolean parameter: ccxt sends ``True``, other clients ``true`` or ``1``."""
+    return params.get(name, "").lower() in {"true", "1"}
+
+
+def _userref_matches(params: Mapping[str, str]) -> bool:
+    """Whether orders placed without a ``userref`` (all of them here: 0) match the ``userref``
+    filter sent; Kraken's ``userref`` is a 32-bit integer, so anything else is refused."""
+    value = params.get("userref", "")
+    if value == "":
+        return True
+    if not re.fullmatch(r"-?\d{1,10}", value):
+        raise _invalid_arguments("userref")
+    return int(value) == 0
+
+
+def _decimal(params: Mapping[str, str], name: str) -> Decimal:
+    try:
+        value = Decimal(params[name])
+    except (KeyError, ArithmeticError):
+        raise _invalid_arguments(name) from None
+    if not value.is_finite():
+        raise _invalid_arguments(name)
+    return value
 
 
 def _txid(first: str) -> str:
@@ -236,6 +302,7 @@ class KrakenServer(VenueServer):
     key_format = API_KEY_FORMAT
     fee_rates = FeeRates(maker=Decimal("0.0025"), taker=Decimal("0.004"))
     fee_in_quote = True
+    duplicate_client_ids = "refuse_while_open"
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -255,6 +322,9 @@ class KrakenServer(VenueServer):
 
     def new_order_id(self, seq: int) -> str:
         return _txid("O")
+
+    def order_rules(self, symbol: str) -> OrderRules:
+        return self._pairs_by_symbol[symbol].rules()
 
     def new_trade_id(self, seq: int) -> str:
         return _txid("T")
@@ -292,12 +362,17 @@ class KrakenServer(VenueServer):
             "Assets": self.public(self._assets),
             "AssetPairs": self.public(self._asset_pairs),
             "Ticker": self.public(self._ticker),
+            "Depth": self.public(self._depth),
         }
         private: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = {
             "Balance": self.private(self._balance),
             "BalanceEx": self.private(self._balance_ex),
             "OpenOrders": self.private(self._open_orders),
+            "ClosedOrders": self.private(self._closed_orders),
+            "QueryOrders": self.private(self._query_orders),
             "TradesHistory": self.private(self._trades_history),
+            "AddOrder": self.private(self._add_order, "spot_trade"),
+            "CancelOrder": self.private(self._cancel_order, "spot_trade"),
             # Kraken: "API Key Permissions Required: None".
             "GetApiKeyInfo": self._any_key(self._api_key_info),
         }
@@ -417,6 +492,22 @@ class KrakenServer(VenueServer):
             "o": pair.price(stats.open),
         }
 
+    async def _depth(self, request: web.Request) -> dict[str, Any]:
+        """The book orders fill against, ``count`` levels a side (100 by default, 500 at most):
+        ``[price, volume, timestamp]`` rows keyed by pair id."""
+        pair = self._pair(request.query.get("pair", ""))
+        count = request.query.get("count", "")
+        default, high = DEPTH_LIMITS
+        if count and (not count.isdigit() or int(count) < 1):
+            raise _invalid_arguments("count")
+        book = self.order_book(pair.symbol, min(int(count) if count else default, high))
+        now = self.server_time_ms() // 1000
+
+        def rows(levels: tuple[BookLevel, ...]) -> list[list[Any]]:
+            return [[_fixed(lv.price, pair.decimals), f"{lv.amount:.8f}", now] for lv in levels]
+
+        return {pair.id: {"asks": rows(book.asks), "bids": rows(book.bids)}}
+
     # ----- private endpoints -----------------------------------------------------------------
 
     async def _balance(self, request: web.Request, record: KeyRecord) -> dict[str, str]:
@@ -461,15 +552,119 @@ class KrakenServer(VenueServer):
             "lastUsed": str(last_used),
         }
 
+    # ----- orders ----------------------------------------------------------------------------
+
+    async def _add_order(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """A spot limit or market order; the answer names it only (``descr`` and ``txid``), so
+        a client learns how it went from ``QueryOrders`` or the order lists."""
+        params = _body_params(await request.text(), request.content_type)
+        pair = self._pair(params.get("pair", ""))
+        side, kind = params.get("type"), params.get("ordertype")
+        if side not in ("buy", "sell"):
+            raise _invalid_arguments("type")
+        if kind not in ("limit", "market"):
+            raise _invalid_arguments("ordertype")
+        time_in_force = _TIME_IN_FORCE.get(params.get("timeinforce", "GTC"))
+        if time_in_force is None:
+            raise _invalid_arguments("timeinforce")
+        client_id = params.get("cl_ord_id")
+        if client_id is not None and (not _CL_ORD_ID.fullmatch(client_id) or "userref" in params):
+            raise _invalid_arguments("cl_ord_id")
+        try:
+            order = self.place_order(
+                record.account.name,
+                pair.symbol,
+                "buy" if side == "buy" else "sell",
+                _decimal(params, "volume"),
+                _decimal(params, "price") if kind == "limit" else None,
+                kind="limit" if kind == "limit" else "market",
+                time_in_force=time_in_force,
+                client_order_id=client_id,
+            )
+        except OrderRejected as rejected:
+            raise _order_error(rejected.reason, pair) from None
+        return {"descr": {"order": self._description(order, pair)}, "txid": [order.id]}
+
+    async def _cancel_order(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Cancel the open order ``txid`` (or ``cl_ord_id``) names; the answer is a count."""
+        params = _body_params(await request.text(), request.content_type)
+        txid, client_id = params.get("txid", ""), params.get("cl_ord_id", "")
+        if not txid and not client_id:
+            raise _invalid_arguments()
+        order = self.find_order(
+            record.account.name, order_id=txid or None, client_order_id=client_id or None
+        )
+        if order is None or order.status != "open":
+            raise kraken_error("EOrder:Unknown order")
+        self.cancel_order(record.account.name, order.id)
+        return {"count": 1}
+
     async def _open_orders(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Resting orders, narrowed by ``cl_ord_id`` or ``userref``."""
+        params = _body_params(await request.text(), request.content_type)
+        chosen = self._matching(params, record.account.open_orders())
+        return {"open": self._entries(chosen, params, record.account)}
+
+    async def _closed_orders(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """Done orders (filled or canceled) newest first, 50 at a time from offset ``ofs``,
+        narrowed by ``cl_ord_id`` or ``userref``; ``start`` exclusive and ``end`` inclusive,
+        in unix seconds."""
+        params = _body_params(await request.text(), request.content_type)
+        since_ms, until_ms = _window(params)
+        offset = _seconds(params, "ofs") or 0
+        done = newest_first(
+            (order for order in record.account.orders.values() if order.status != "open"),
+            since_ms=since_ms,
+            until_ms=until_ms,
+        )
+        chosen = self._matching(params, done)
+        page = chosen[offset : offset + TRADES_PAGE]
+        return {"closed": self._entries(page, params, record.account), "count": len(chosen)}
+
+    async def _query_orders(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """The orders ``txid`` names (comma-separated, open or done); Kraken answers ``Invalid
+        order`` if one of them is not the account's."""
+        params = _body_params(await request.text(), request.content_type)
+        ids = [txid for txid in params.get("txid", "").split(",") if txid]
+        if not ids or len(ids) > QUERY_ORDERS_MAX:
+            raise _invalid_arguments("txid")
+        orders = [self.find_order(record.account.name, order_id=txid) for txid in ids]
+        found = [order for order in orders if order is not None]
+        if len(found) < len(ids):
+            raise kraken_error("EOrder:Invalid order")
+        return self._entries(self._matching(params, found), params, record.account)
+
+    def _matching(self, params: Mapping[str, str], orders: list[DemoOrder]) -> list[DemoOrder]:
+        client_id = params.get("cl_ord_id")
+        if not _userref_matches(params):
+            return []
+        return [order for order in orders if client_id in (None, order.client_order_id)]
+
+    def _entries(
+        self, orders: list[DemoOrder], params: Mapping[str, str], account: DemoAccount
+    ) -> dict[str, Any]:
+        """Orders keyed by txid; with ``trades`` set, each lists its fills' ids."""
+        fills: dict[str, list[str]] | None = None
+        if _flag(params, "trades"):
+            fills = {order.id: [] for order in orders}
+            for trade in account.trades:
+                fills.get(trade.order_id, []).append(trade.id)
         return {
-            "open": {order.id: self._order_entry(order) for order in record.account.open_orders()}
+            order.id: self._order_entry(order, None if fills is None else fills[order.id])
+            for order in orders
         }
 
-    def _order_entry(self, order: DemoOrder) -> dict[str, Any]:
+    def _description(self, order: DemoOrder, pair: SpotPair) -> str:
+        """``buy 0.01000000 XBTUSDT @ limit 73400.0``; a market order names no price."""
+        where = f"limit {_fixed(order.price, pair.decimals)}" if order.type == "limit" else "market"
+        return f"{order.side} {order.amount:.8f} {pair.altname} @ {where}"
+
+    def _order_entry(self, order: DemoOrder, trades: list[str] | None = None) -> dict[str, Any]:
+        """An order as the order lists and ``QueryOrders`` write it: ``price`` is the average
+        fill price, ``cost`` the filled value, ``fee`` in the quote (``fciq``)."""
         pair = self._pairs_by_symbol[order.symbol]
-        price = _fixed(order.price, pair.decimals)
-        return {
+        limit = _fixed(order.price, pair.decimals) if order.type == "limit" else "0"
+        entry: dict[str, Any] = {
             "refid": None,
             "userref": 0,
             "cl_ord_id": order.client_order_id,
@@ -481,34 +676,37 @@ class KrakenServer(VenueServer):
                 "pair": pair.altname,
                 "type": order.side,
                 "ordertype": order.type,
-                "price": price,
+                "price": limit,
                 "price2": "0",
                 "leverage": "none",
-                "order": f"{order.side} {order.amount:.8f} {pair.altname} @ {order.type} {price}",
+                "order": self._description(order, pair),
                 "close": "",
             },
             "vol": f"{order.amount:.8f}",
             "vol_exec": f"{order.filled:.8f}",
             "cost": _fixed(order.cost, 5),
             "fee": _fixed(order.fee, 5),
-            "price": _fixed(order.price if order.filled else Decimal(0), pair.decimals),
+            "price": _fixed(order.average.quantize(_AVERAGE_STEP), pair.decimals),
             "stopprice": "0.00000",
             "limitprice": "0.00000",
             "misc": "",
             "oflags": "fciq",
         }
+        if order.status != "open":
+            user_canceled = order.status == "canceled" and order.time_in_force == "GTC"
+            entry["reason"] = "User requested" if user_canceled else None
+            entry["closetm"] = order.updated_ms / 1000
+        if trades is not None:
+            entry["trades"] = trades
+        return entry
 
     async def _trades_history(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
         """Newest first, 50 at a time from offset ``ofs``; ``start`` is exclusive and ``end``
         inclusive, in unix seconds."""
         params = _body_params(await request.text(), request.content_type)
-        start, end = _seconds(params, "start"), _seconds(params, "end")
+        since_ms, until_ms = _window(params)
         offset = _seconds(params, "ofs") or 0
-        trades = newest_first(
-            record.account.trades,
-            since_ms=None if start is None else (start + 1) * 1000,
-            until_ms=None if end is None else end * 1000 + 999,
-        )
+        trades = newest_first(record.account.trades, since_ms=since_ms, until_ms=until_ms)
         page = trades[offset : offset + TRADES_PAGE]
         return {"trades": {t.id: self._trade_entry(t) for t in page}, "count": len(trades)}
 
@@ -531,3 +729,24 @@ class KrakenServer(VenueServer):
             "trade_id": trade.seq,
             "maker": not trade.taker,
         }
+
+
+def _order_error(reason: RejectReason, pair: SpotPair) -> VenueError:
+    """Kraken's answer to each way the matching engine refuses an order. ccxt maps ``Order
+    minimum not met`` to InvalidOrder, ``Insufficient funds`` to InsufficientFunds and
+    ``Invalid arguments:volume`` (broadly) to InvalidOrder; the cost minimum, price precision
+    and duplicate texts are unmapped, so ccxt raises a plain ExchangeError for them."""
+    message = {
+        RejectReason.UNKNOWN_MARKET: "EQuery:Unknown asset pair",
+        RejectReason.BAD_ORDER: "EGeneral:Invalid arguments:volume",
+        RejectReason.AMOUNT_STEP: "EGeneral:Invalid arguments:volume",
+        RejectReason.PRICE_TICK: (
+            f"EOrder:Invalid price:{pair.id} price can only be specified up to "
+            f"{pair.decimals} decimals."
+        ),
+        RejectReason.MIN_AMOUNT: "EOrder:Order minimum not met",
+        RejectReason.MIN_NOTIONAL: "EOrder:Cost minimum not met",
+        RejectReason.INSUFFICIENT_FUNDS: "EOrder:Insufficient funds",
+        RejectReason.DUPLICATE_CLIENT_ID: "EOrder:Duplicate order",
+    }[reason]
+    return kraken_error(message)

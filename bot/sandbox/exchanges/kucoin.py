@@ -8,6 +8,9 @@ passphrase itself. Refusals use KuCoin's ``{"code": "400005", "msg": "..."}`` an
 so ccxt raises what it raises against KuCoin.
 
 Demo accounts are high-frequency (``trade_hf``) classic accounts, as KuCoin migrated them.
+Their spot orders run on the shared order engine through the high-frequency order endpoints:
+placing one answers with its ids only, an order is read back by ``orderId`` or ``clientOid``,
+and one that was cancelled with anything left (an IOC's rest) says ``cancelExist``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,7 +29,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, QueryNames
+from bot.sandbox.exchanges.activity import (
+    DemoOrder,
+    DemoTrade,
+    OrderType,
+    QueryNames,
+    Side,
+    TimeInForce,
+)
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
     Balance,
@@ -40,6 +51,8 @@ from bot.sandbox.exchanges.base import (
     plain,
     random_alnum,
 )
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
+from bot.sandbox.exchanges.quote_sized import amount_for_funds
 
 TIMESTAMP_TOLERANCE_MS = 5000
 SUCCESS = "200000"
@@ -47,6 +60,30 @@ SUCCESS = "200000"
 TRADE_ACCOUNT = "trade_hf"
 #: What ``hf/fills`` takes (``lastId``: an id), and its page sizes.
 FILLS_QUERY = QueryNames(since="startAt", until="endAt", cursor="lastId", limits=(20, 100))
+#: The smallest order value (``minFunds``, in the quote currency) on the demo pairs.
+MIN_FUNDS = "0.1"
+#: What ``clientOid`` may be: letters, digits, underscores and hyphens, up to 40 of them.
+_CLIENT_OID = re.compile(r"[A-Za-z0-9_-]{1,40}")
+_SIDES: Mapping[str, Side] = {"buy": "buy", "sell": "sell"}
+_ORDER_TYPES: Mapping[str, OrderType] = {"limit": "limit", "market": "market"}
+_TIME_IN_FORCE: Mapping[str, TimeInForce] = {"GTC": "GTC", "IOC": "IOC", "FOK": "FOK"}
+#: KuCoin's answers to what the order engine refuses: HTTP status, code, message. ccxt matches
+#: the message first: InvalidOrder for the size filters, BadRequest (code 400100) for the price
+#: increment and a reused clientOid, InvalidOrder for 600101, InsufficientFunds for 200004.
+_REJECTIONS: Mapping[RejectReason, tuple[int, str, str]] = {
+    RejectReason.UNKNOWN_MARKET: (400, "400100", "Unsupported trading pair."),
+    RejectReason.BAD_ORDER: (400, "400100", "Parameter [size] is invalid or missing"),
+    RejectReason.AMOUNT_STEP: (400, "400100", "Order size increment invalid."),
+    RejectReason.PRICE_TICK: (400, "400100", "Price increment invalid."),
+    RejectReason.MIN_AMOUNT: (400, "400100", "Order size below the minimum requirement."),
+    RejectReason.MIN_NOTIONAL: (200, "600101", "The order funds should more then {funds}."),
+    RejectReason.INSUFFICIENT_FUNDS: (200, "200004", "Balance insufficient!"),
+    RejectReason.DUPLICATE_CLIENT_ID: (
+        400,
+        "400100",
+        "validation.createOrder.clientOidDuplicated",
+    ),
+}
 
 _SERVICE_UNAVAILABLE_PAGE = (
     "<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
@@ -78,6 +115,15 @@ class SpotSymbol:
         step = Decimal(self.price_increment)
         return str((value // step) * step)
 
+    def rules(self) -> OrderRules:
+        """The increments and minimums :meth:`info` advertises, as the engine applies them."""
+        return OrderRules(
+            amount_step=Decimal(self.base_increment),
+            price_tick=Decimal(self.price_increment),
+            min_amount=Decimal(self.base_min),
+            min_notional=Decimal(MIN_FUNDS),
+        )
+
     def info(self) -> dict[str, Any]:
         return {
             "symbol": self.id,
@@ -94,7 +140,7 @@ class SpotSymbol:
             "quoteIncrement": "0.000001",
             "priceIncrement": self.price_increment,
             "priceLimitRate": "0.1",
-            "minFunds": "0.1",
+            "minFunds": MIN_FUNDS,
             "isMarginEnabled": self.margin,
             "enableTrading": True,
             "feeCategory": 1,
@@ -185,12 +231,15 @@ def _account_id(uid: int, currency: str) -> str:
 
 
 class KucoinServer(VenueServer):
-    """KuCoin spot: market data, API key info, high-frequency trade account balances, open
-    orders and fills (the high-frequency endpoints want a market per call)."""
+    """KuCoin spot: market data and order books, API key info, high-frequency trade account
+    balances, orders (place, look up, cancel, list open) and fills (the high-frequency
+    endpoints want a market per call)."""
 
     venue_id = "kucoin"
     key_format = re.compile(r"[0-9a-f]{24}")
     fee_in_quote = True
+    #: A clientOid it has seen is refused (400100 validation.createOrder.clientOidDuplicated).
+    duplicate_client_ids = "refuse"
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -229,6 +278,9 @@ class KucoinServer(VenueServer):
         """24 hex digits, like KuCoin's object ids."""
         return uuid.uuid4().hex[:24]
 
+    def order_rules(self, symbol: str) -> OrderRules:
+        return self._symbols_by_id[symbol.replace("/", "-")].rules()
+
     # ----- routes ----------------------------------------------------------------------------
 
     def add_routes(self, router: web.UrlDispatcher) -> None:
@@ -239,6 +291,9 @@ class KucoinServer(VenueServer):
             "/api/v1/market/allTickers": self.public(self._all_tickers),
             "/api/v1/market/stats": self.public(self._stats),
             "/api/v1/market/orderbook/level1": self.public(self._level1),
+            "/api/v1/market/orderbook/level2_20": self.public(self._book(20)),
+            "/api/v1/market/orderbook/level2_100": self.public(self._book(100)),
+            "/api/v3/market/orderbook/level2": self.private(self._book(None)),
             "/api/v1/user/api-key": self.private(self._api_key),
             "/api/ua/v1/account/mode": self.private(self._account_mode),
             "/api/v1/hf/accounts/opened": self.private(self._hf_opened),
@@ -251,6 +306,12 @@ class KucoinServer(VenueServer):
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
+        # After hf/orders/active, which the order id pattern would otherwise take.
+        order_paths = ("/api/v1/hf/orders/{orderId}", "/api/v1/hf/orders/client-order/{clientOid}")
+        router.add_post("/api/v1/hf/orders", self.private(self._place_endpoint, "spot_trade"))
+        for path in order_paths:
+            router.add_get(path, self.private(self._order_endpoint))
+            router.add_delete(path, self.private(self._cancel_endpoint, "spot_trade"))
 
     # ----- authentication --------------------------------------------------------------------
 
@@ -473,6 +534,101 @@ class KucoinServer(VenueServer):
             "lastId": int(page.items[-1].id) if page.items else 0,
         }
 
+    # ----- orders ----------------------------------------------------------------------------
+
+    def _book(self, depth: int | None) -> Callable[..., Awaitable[dict[str, Any]]]:
+        """A level-2 book endpoint: the demo book the engine fills against, ``depth`` levels a
+        side (the full book without one, which is a signed call)."""
+
+        async def book(request: web.Request, record: KeyRecord | None = None) -> dict[str, Any]:
+            item, stats = self._symbol(request)
+            levels = self.order_book(item.symbol, depth or self.book_shape.levels)
+            return {
+                "time": self.server_time_ms(),
+                "sequence": str(stats.trades),
+                "bids": [[item.price(lv.price), plain(lv.amount)] for lv in levels.bids],
+                "asks": [[item.price(lv.price), plain(lv.amount)] for lv in levels.asks],
+            }
+
+        return book
+
+    async def _place_endpoint(self, request: web.Request, record: KeyRecord) -> dict[str, str]:
+        """A high-frequency spot order; KuCoin answers with its ids only."""
+        body = _json_body(await request.text())
+        client_oid = str(body.get("clientOid") or "")
+        if not client_oid:
+            raise kucoin_error(400, "400100", "validation.createOrder.clientOidIsRequired")
+        if not _CLIENT_OID.fullmatch(client_oid):
+            raise _invalid("clientOid")
+        item = self._symbols_by_id.get(str(body.get("symbol", "")))
+        if item is None:
+            raise kucoin_error(400, "400100", "Unsupported trading pair.")
+        side = _SIDES.get(str(body.get("side")))
+        if side is None:
+            raise _invalid("side")
+        kind = _ORDER_TYPES.get(str(body.get("type")))
+        if kind is None:
+            raise _invalid("type")
+        time_in_force = _TIME_IN_FORCE.get(str(body.get("timeInForce", "GTC")))
+        if time_in_force is None:  # GTT (cancel after n seconds) is not modelled here
+            raise _invalid("timeInForce")
+        if body.get("postOnly") in (True, "true"):
+            raise _invalid("postOnly")  # nor are maker-only orders
+        price = _positive(body, "price") if kind == "limit" else None
+        if kind == "market" and body.get("funds") is not None:
+            funds = _positive(body, "funds")
+            if funds < Decimal(MIN_FUNDS):
+                raise self._rejected(RejectReason.MIN_NOTIONAL, item)
+            step = Decimal(item.base_increment)
+            size = amount_for_funds(self.order_book(item.symbol), funds, step)
+        else:
+            size = _positive(body, "size")
+        try:
+            order = self.place_order(
+                record.account.name,
+                item.symbol,
+                side,
+                size,
+                price,
+                kind=kind,
+                time_in_force=time_in_force,
+                client_order_id=client_oid,
+            )
+        except OrderRejected as rejected:
+            raise self._rejected(rejected.reason, item) from None
+        return {"orderId": order.id, "clientOid": order.client_order_id}
+
+    def _rejected(self, reason: RejectReason, item: SpotSymbol) -> VenueError:
+        status, code, message = _REJECTIONS[reason]
+        return kucoin_error(status, code, message.format(funds=f"{MIN_FUNDS} {item.quote}"))
+
+    def _named_order(self, request: web.Request, record: KeyRecord) -> tuple[DemoOrder, SpotSymbol]:
+        """The order the path names by ``orderId`` or ``clientOid`` on the required market."""
+        item = self._required_symbol(request)
+        order_id = request.match_info.get("orderId")
+        order = self.find_order(
+            record.account.name,
+            order_id=order_id,
+            client_order_id=None if order_id else request.match_info["clientOid"],
+        )
+        if order is None or order.symbol != item.symbol:
+            raise kucoin_error(400, "400100", "order not exist.")
+        return order, item
+
+    async def _order_endpoint(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
+        """One order, open or done."""
+        return _order_entry(*self._named_order(request, record))
+
+    async def _cancel_endpoint(self, request: web.Request, record: KeyRecord) -> dict[str, str]:
+        """Cancel an open order; KuCoin echoes the id it was named by."""
+        order, _ = self._named_order(request, record)
+        if order.status != "open":
+            raise kucoin_error(400, "400100", "order_not_exist_or_not_allow_to_cancel")
+        self.cancel_order(record.account.name, order.id)
+        if "orderId" in request.match_info:
+            return {"orderId": order.id}
+        return {"clientOid": order.client_order_id}
+
     async def _margin_symbols(self, request: web.Request, record: KeyRecord) -> dict[str, Any]:
         infos = [item.info() for item in self.symbols if item.margin]
         items = [{key: info[key] for key in MARGIN_SYMBOL_FIELDS} for info in infos]
@@ -507,8 +663,33 @@ def _invalid(name: str) -> VenueError:
     return kucoin_error(400, "400100", f"Parameter [{name}] is invalid or missing")
 
 
+def _json_body(text: str) -> dict[str, Any]:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise kucoin_error(415, "415000", "Unsupported Media Type")
+    return body
+
+
+def _positive(body: dict[str, Any], name: str) -> Decimal:
+    """A positive number of an order request (strings, as ccxt sends them, or numbers)."""
+    try:
+        value = Decimal(str(body.get(name, "")))
+    except ArithmeticError:
+        raise _invalid(name) from None
+    if not value.is_finite() or value <= 0:
+        raise _invalid(name)
+    return value
+
+
 def _order_entry(order: DemoOrder, item: SpotSymbol) -> dict[str, Any]:
-    """A high-frequency order, as ``hf/orders/active`` lists it."""
+    """A high-frequency order, as ``hf/orders/active`` and the order details show it: what was
+    left when it was cancelled moves from ``remain`` to ``cancelled``."""
+    left = order.remaining
+    remain = left if order.status == "open" else Decimal(0)
+    cancelled = left if order.status == "canceled" else Decimal(0)
     return {
         "id": order.id,
         "clientOid": order.client_order_id,
@@ -516,19 +697,19 @@ def _order_entry(order: DemoOrder, item: SpotSymbol) -> dict[str, Any]:
         "opType": "DEAL",
         "type": order.type,
         "side": order.side,
-        "price": plain(order.price),
+        "price": plain(order.price) if order.type == "limit" else "0",
         "size": plain(order.amount),
         "funds": "0",
         "dealSize": plain(order.filled),
         "dealFunds": plain(order.cost),
-        "remainSize": plain(order.remaining),
-        "remainFunds": plain(order.remaining * order.price),
-        "cancelledSize": "0",
-        "cancelledFunds": "0",
+        "remainSize": plain(remain),
+        "remainFunds": plain(remain * order.price),
+        "cancelledSize": plain(cancelled),
+        "cancelledFunds": plain(cancelled * order.price),
         "fee": plain(order.fee),
         "feeCurrency": item.quote,
         "stp": "",
-        "timeInForce": "GTC",
+        "timeInForce": order.time_in_force,
         "postOnly": False,
         "hidden": False,
         "iceberg": False,
@@ -537,7 +718,7 @@ def _order_entry(order: DemoOrder, item: SpotSymbol) -> dict[str, Any]:
         "channel": "API",
         "remark": None,
         "tags": None,
-        "cancelExist": False,
+        "cancelExist": order.status == "canceled",
         "tradeType": "TRADE",
         "inOrderBook": order.status == "open",
         "active": order.status == "open",

@@ -7,6 +7,11 @@ or demo trading: a request's ``x-simulated-trading: 1`` header must match the ke
 Every refusal uses OKX's own code, message and HTTP status, so ccxt raises the exception class it
 raises against OKX. Success answers carry OKX's envelope ``{"code": "0", "data": [...]}``.
 Instruments are the recorded ones from ccxt's static test data.
+
+Orders run on the shared engine with each instrument's ``lotSz``, ``tickSz`` and ``minSz``. ccxt
+places them through ``trade/batch-orders`` (a list of one); a refused order is HTTP 200 with
+``"code": "1"`` and the reason in the entry's ``sCode``, which ccxt maps. A ``clOrdId`` OKX has
+seen is refused for good (51016).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from bot.sandbox.exchanges.activity import (
     Pair,
     Query,
     QueryNames,
+    TimeInForce,
 )
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
@@ -52,6 +58,8 @@ from bot.sandbox.exchanges.base import (
     json_response,
     random_alnum,
 )
+from bot.sandbox.exchanges.matching import BookLevel, OrderRejected, OrderRules, RejectReason
+from bot.sandbox.exchanges.quote_sized import amount_for_funds
 
 #: OKX refuses a request whose timestamp is further than this from its clock, either way.
 TIMESTAMP_TOLERANCE_MS = 30_000
@@ -60,6 +68,19 @@ _INST_TYPES = frozenset({"SPOT", "MARGIN", "SWAP", "FUTURES", "OPTION"})
 _PASSPHRASE_SPECIALS = "!@#$%^&*()-_+="
 #: What ``orders-pending`` and ``fills-history`` call their filters (``after``: an id).
 QUERY = QueryNames(symbol="instId", since="begin", until="end", cursor="after")
+#: Orders one ``trade/batch-orders`` call may carry.
+BATCH_MAX = 20
+#: Book levels a side in a ``market/books`` answer: by default, and at most.
+BOOK_DEPTHS = (1, 400)
+#: A ``clOrdId``: up to 32 letters and digits, case-sensitive.
+_CL_ORD_ID = re.compile(r"[A-Za-z0-9]{1,32}")
+#: ``ordType`` values of plain orders the engine serves (no post-only, no optimal_limit_ioc).
+_ORD_TYPES: Mapping[str, TimeInForce] = {
+    "limit": "GTC",
+    "ioc": "IOC",
+    "fok": "FOK",
+    "market": "IOC",
+}
 
 #: Withdrawal networks of the recorded spot markets' assets: (chain, fee, minimum withdrawal).
 CHAINS: Mapping[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
@@ -99,6 +120,13 @@ class Instrument:
     def price(self, value: Decimal) -> Decimal:
         """``value`` rounded down to the tick size."""
         return (value // self.tick) * self.tick
+
+    def rules(self) -> OrderRules:
+        """``lotSz``, ``tickSz`` and ``minSz``: ccxt's amount and price precision and minimum
+        amount. OKX spot has no minimum order value."""
+        return OrderRules(
+            amount_step=self.lot, price_tick=self.tick, min_amount=Decimal(self.info["minSz"])
+        )
 
     def size(self, value: Decimal) -> Decimal:
         """``value`` rounded down to the lot size, never below one lot."""
@@ -179,6 +207,7 @@ class OkxServer(VenueServer):
         r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
     )
     fee_rates = FeeRates(maker=Decimal("0.0008"), taker=Decimal("0.001"))
+    duplicate_client_ids = "refuse"
 
     def __init__(
         self, *, host: str = "127.0.0.1", port: int = 0, reference_dir: Path | None = None
@@ -203,9 +232,21 @@ class OkxServer(VenueServer):
             "/api/v5/asset/currencies": self.private(self._currencies),
             "/api/v5/trade/orders-pending": self.private(self._orders_pending),
             "/api/v5/trade/fills-history": self.private(self._fills_history),
+            "/api/v5/trade/order": self.private(self._order),
+            "/api/v5/market/books": self.public(self._books),
         }
         for path, endpoint in routes.items():
             router.add_get(path, endpoint)
+        posts = {
+            "/api/v5/trade/order": self._place_one,
+            "/api/v5/trade/batch-orders": self._place_batch,
+            "/api/v5/trade/cancel-order": self._cancel_order,
+        }
+        for path, handler in posts.items():
+            router.add_post(path, self.private(handler, "spot_trade"))
+
+    def order_rules(self, symbol: str) -> OrderRules:
+        return self._by_symbol[symbol].rules()
 
     # ----- keys ------------------------------------------------------------------------------
 
@@ -519,7 +560,132 @@ class OkxServer(VenueServer):
 
     async def _orders_pending(self, request: web.Request, record: KeyRecord) -> list[Any]:
         page = self._query(request).page(self._of_type(request, record.account.open_orders()))
-        return [_order_entry(order, self._by_symbol[order.symbol]) for order in page.items]
+        return [self._order_entry(record.account, order) for order in page.items]
+
+    def _order_entry(self, account: DemoAccount, order: DemoOrder) -> dict[str, Any]:
+        fills = [trade for trade in account.trades if trade.order_id == order.id]
+        return _order_entry(order, self._by_symbol[order.symbol], fills[-1] if fills else None)
+
+    # ----- orders ----------------------------------------------------------------------------
+
+    async def _place_one(self, request: web.Request, record: KeyRecord) -> list[Any]:
+        """``trade/order``: one order, answered as a list of one entry."""
+        spec = await _json_body(request)
+        if not isinstance(spec, dict):
+            raise okx_error(400, "50002", "Json data format error")
+        return _outcome([self._placed(record, spec)])
+
+    async def _place_batch(self, request: web.Request, record: KeyRecord) -> list[Any]:
+        """``trade/batch-orders``: up to 20 orders, each answered in its own entry."""
+        specs = await _json_body(request)
+        if not isinstance(specs, list) or not all(isinstance(spec, dict) for spec in specs):
+            raise okx_error(400, "50002", "Json data format error")
+        if not 0 < len(specs) <= BATCH_MAX:
+            raise okx_error(400, "51000", "Parameter batch orders error")
+        return _outcome([self._placed(record, spec) for spec in specs])
+
+    def _placed(self, record: KeyRecord, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """The entry for one order: its ids and sCode 0, or the code and message it was
+        refused with."""
+        client_id, tag = str(spec.get("clOrdId") or ""), str(spec.get("tag") or "")
+        try:
+            order = self._place(record, spec, client_id)
+        except _Refused as refused:
+            return _entry(client_id, "", refused.code, refused.msg, tag, self.server_time_ms())
+        return _entry(client_id, order.id, "0", "Order placed", tag, self.server_time_ms())
+
+    def _place(self, record: KeyRecord, spec: Mapping[str, Any], client_id: str) -> DemoOrder:
+        """Check one order's parameters as OKX does, then let the engine take it."""
+        instrument = self._instrument(_text(spec, "instId"))
+        td_mode, side, ord_type = (_text(spec, name) for name in ("tdMode", "side", "ordType"))
+        if side not in ("buy", "sell"):
+            raise _param_error("side")
+        time_in_force = _ORD_TYPES.get(ord_type)
+        if time_in_force is None:
+            raise _Refused("51000", "Parameter ordType error")
+        if td_mode != "cash" or instrument.info["instType"] != "SPOT":
+            raise _Refused("51000", "Parameter tdMode error")
+        if client_id and not _CL_ORD_ID.fullmatch(client_id):
+            raise _Refused("51000", "Parameter clOrdId error")
+        market, size = ord_type == "market", _amount(spec, "sz")
+        if market and side == "buy" and spec.get("tgtCcy") == "quote_ccy":
+            # A spot market buy may give sz as the quote to spend (ccxt sends base_ccy).
+            book, step = self.order_book(instrument.symbol), instrument.rules().amount_step
+            size = amount_for_funds(book, size, step)
+        try:
+            return self.place_order(
+                record.account.name,
+                instrument.symbol,
+                "buy" if side == "buy" else "sell",
+                size,
+                None if market else _amount(spec, "px"),
+                kind="market" if market else "limit",
+                time_in_force=time_in_force,
+                client_order_id=client_id or None,
+            )
+        except OrderRejected as rejected:
+            quote, base = Pair.of(instrument.symbol).quote, Pair.of(instrument.symbol).base
+            raise _order_error(rejected.reason, quote if side == "buy" else base) from None
+
+    async def _order(self, request: web.Request, record: KeyRecord) -> list[Any]:
+        """``trade/order``: one order of ``instId`` by ``ordId`` or ``clOrdId``, open or done."""
+        instrument = self._instrument(_text(request.query, "instId"))
+        order = self._order_named(record, instrument, request.query)
+        if order is None:
+            raise okx_error(200, "51603", "Order does not exist")
+        return [self._order_entry(record.account, order)]
+
+    def _order_named(
+        self, record: KeyRecord, instrument: Instrument, params: Mapping[str, Any]
+    ) -> DemoOrder | None:
+        """The order ``ordId`` (or, without one, ``clOrdId``) names on ``instrument``."""
+        order_id, client_id = str(params.get("ordId") or ""), str(params.get("clOrdId") or "")
+        if not order_id and not client_id:
+            raise _param_missing("ordId")
+        order = self.find_order(
+            record.account.name,
+            order_id=order_id or None,
+            client_order_id=None if order_id else client_id,
+        )
+        return order if order is not None and order.symbol == instrument.symbol else None
+
+    async def _cancel_order(self, request: web.Request, record: KeyRecord) -> list[Any]:
+        """``trade/cancel-order``: 51400 if there is no such order, 51401 if it is canceled
+        already, 51402 if it is filled."""
+        spec = await _json_body(request)
+        if not isinstance(spec, dict):
+            raise okx_error(400, "50002", "Json data format error")
+        instrument = self._instrument(_text(spec, "instId"))
+        order = self._order_named(record, instrument, spec)
+        client_id, now = str(spec.get("clOrdId") or ""), self.server_time_ms()
+        if order is None:
+            code, msg = "51400", "Order cancellation failed as the order does not exist."
+        elif order.status == "canceled":
+            code, msg = "51401", "Order has been canceled."
+        elif order.status == "closed":
+            code, msg = "51402", "Order has been completed."
+        else:
+            self.cancel_order(record.account.name, order.id)
+            code, msg = "0", ""
+        order_id = order.id if order is not None else str(spec.get("ordId") or "")
+        return _outcome([_entry(client_id, order_id, code, msg, "", now)])
+
+    async def _books(self, request: web.Request) -> list[dict[str, Any]]:
+        """``market/books``: the book orders fill against, ``sz`` levels a side (1 by default,
+        400 at most); rows are price, size, "0" (deprecated) and the number of orders."""
+        instrument = self._instrument(_text(request.query, "instId"))
+        sz = request.query.get("sz", "")
+        default, high = BOOK_DEPTHS
+        if sz and (not sz.isdigit() or not 0 < int(sz) <= high):
+            raise _param_error("sz")
+        book = self.order_book(instrument.symbol, int(sz) if sz else default)
+
+        def rows(levels: tuple[BookLevel, ...]) -> list[list[str]]:
+            return [[_num(level.price), _num(level.amount), "0", "1"] for level in levels]
+
+        return [
+            {"asks": rows(book.asks), "bids": rows(book.bids), "ts": str(self.server_time_ms())}
+        ]
 
     async def _fills_history(self, request: web.Request, record: KeyRecord) -> list[Any]:
         """The last three months' fills; OKX requires ``instType`` here."""
@@ -543,35 +709,138 @@ class OkxServer(VenueServer):
         ]
 
 
-def _order_entry(order: DemoOrder, instrument: Instrument) -> dict[str, Any]:
-    """An ``orders-pending`` entry; OKX writes fees as negative amounts (charged)."""
+class _Refused(Exception):
+    """One order refused: the ``sCode`` and ``sMsg`` its entry carries."""
+
+    def __init__(self, code: str, msg: str) -> None:
+        super().__init__(code, msg)
+        self.code = code
+        self.msg = msg
+
+
+def _order_error(reason: RejectReason, held: str) -> _Refused:
+    """OKX's code for each way the engine refuses an order; ``held`` is what the order would
+    spend. ccxt maps 51008 to InsufficientFunds, 51020, 51121 and 51016 to InvalidOrder, 51000
+    to BadRequest and 51001 to BadSymbol."""
+    code, msg = {
+        RejectReason.UNKNOWN_MARKET: ("51001", "Instrument ID doesn't exist."),
+        RejectReason.BAD_ORDER: ("51000", "Parameter sz error"),
+        RejectReason.AMOUNT_STEP: ("51121", "Order quantity must be a multiple of the lot size."),
+        RejectReason.PRICE_TICK: ("51000", "Parameter px error"),
+        RejectReason.MIN_AMOUNT: (
+            "51020",
+            "Your order should meet or exceed the minimum order amount.",
+        ),
+        RejectReason.MIN_NOTIONAL: (
+            "51020",
+            "Your order should meet or exceed the minimum order amount.",
+        ),
+        RejectReason.INSUFFICIENT_FUNDS: (
+            "51008",
+            f"Order failed. Insufficient {held} balance in account.",
+        ),
+        RejectReason.DUPLICATE_CLIENT_ID: ("51016", "Duplicated clOrdId"),
+    }[reason]
+    return _Refused(code, msg)
+
+
+def _entry(
+    client_id: str, order_id: str, code: str, msg: str, tag: str, now: int
+) -> dict[str, Any]:
+    """One entry of a place or cancel answer."""
+    return {
+        "clOrdId": client_id,
+        "ordId": order_id,
+        "sCode": code,
+        "sMsg": msg,
+        "tag": tag,
+        "ts": str(now),
+    }
+
+
+def _outcome(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entries as the envelope's ``data``: code 0 if all succeeded; otherwise the answer is
+    still HTTP 200 but code 1 (all failed) or 2 (some did), raised as a VenueError so that
+    the envelope carries that code."""
+    failed = sum(entry["sCode"] != "0" for entry in entries)
+    if not failed:
+        return entries
+    if failed == len(entries):
+        body = {"code": "1", "data": entries, "msg": "All operations failed"}
+    else:
+        body = {"code": "2", "data": entries, "msg": "Bulk operation partially succeeded"}
+    raise VenueError(200, body)
+
+
+async def _json_body(request: web.Request) -> object:
+    try:
+        return json.loads(await request.text())
+    except ValueError:
+        raise okx_error(400, "50002", "Json data format error") from None
+
+
+def _text(params: Mapping[str, Any], name: str) -> str:
+    """A required parameter (50014 if it is missing or empty)."""
+    value = params.get(name)
+    if value is None or value == "":
+        raise _param_missing(name)
+    return str(value)
+
+
+def _amount(spec: Mapping[str, Any], name: str) -> Decimal:
+    """``sz`` or ``px``: a required decimal string (51000 if it is not a number)."""
+    try:
+        value = Decimal(_text(spec, name))
+    except ArithmeticError:
+        raise _param_error(name) from None
+    if not value.is_finite():
+        raise _param_error(name)
+    return value
+
+
+#: Why OKX canceled an order (``cancelSource``): the user, or the rest of an IOC or FOK order.
+_CANCEL_SOURCES: Mapping[TimeInForce, str] = {"GTC": "1", "IOC": "14", "FOK": "13"}
+
+
+def _ord_type(order: DemoOrder) -> str:
+    if order.type == "market":
+        return "market"
+    return {"GTC": "limit", "IOC": "ioc", "FOK": "fok"}[order.time_in_force]
+
+
+def _order_entry(
+    order: DemoOrder, instrument: Instrument, last_fill: DemoTrade | None
+) -> dict[str, Any]:
+    """An order as ``orders-pending`` and ``trade/order`` write it; OKX writes fees as negative
+    amounts (charged), ``avgPx`` is the average fill price, ``fillPx`` the last fill's."""
     quote = Pair.of(instrument.symbol).quote
+    canceled = order.status == "canceled"
     return {
         "accFillSz": _num(order.filled),
         "algoClOrdId": "",
         "algoId": "",
         "attachAlgoClOrdId": "",
         "attachAlgoOrds": [],
-        "avgPx": _num(order.price) if order.filled else "",
+        "avgPx": _num(order.average) if order.filled else "",
         "cTime": str(order.created_ms),
-        "cancelSource": "",
+        "cancelSource": _CANCEL_SOURCES[order.time_in_force] if canceled else "",
         "cancelSourceReason": "",
         "category": "normal",
         "ccy": "",
         "clOrdId": order.client_order_id,
         "fee": _num(-order.fee),
         "feeCcy": order.fee_currency or quote,
-        "fillPx": _num(order.price) if order.filled else "",
-        "fillSz": "0",
+        "fillPx": _num(last_fill.price) if last_fill else "",
+        "fillSz": _num(last_fill.amount) if last_fill else "0",
         "fillTime": str(order.updated_ms) if order.filled else "",
         "instId": instrument.inst_id,
         "instType": instrument.info["instType"],
         "lever": str(order.leverage) if order.leverage > 1 else "",
         "ordId": order.id,
-        "ordType": order.type,
+        "ordType": _ord_type(order),
         "pnl": "0",
         "posSide": "net",
-        "px": _num(order.price),
+        "px": _num(order.price) if order.type == "limit" else "",
         "pxType": "",
         "pxUsd": "",
         "pxVol": "",
@@ -594,7 +863,7 @@ def _order_entry(order: DemoOrder, instrument: Instrument) -> dict[str, Any]:
         "tpOrdPx": "",
         "tpTriggerPx": "",
         "tpTriggerPxType": "",
-        "tradeId": "",
+        "tradeId": last_fill.id if last_fill else "",
         "uTime": str(order.updated_ms),
     }
 
