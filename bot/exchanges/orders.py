@@ -39,9 +39,15 @@ class OrderDialect:
     ioc_params: Mapping[str, Any] = field(default_factory=lambda: {"timeInForce": "IOC"})
     #: Texts (codes or messages) in the venue's refusal of a client order id it has seen.
     duplicate_markers: tuple[str, ...] = ()
+    #: Texts of definite refusals (a filter) that ccxt raises only as a plain ExchangeError.
+    refusal_markers: tuple[str, ...] = ()
     #: The ``fetch_order`` parameter that looks an order up by client order id; None where the
-    #: venue cannot, and the open and closed order lists are searched instead.
+    #: venue cannot, and its order lists are searched instead.
     lookup_param: str | None = None
+    #: The ccxt methods listing orders where such a search looks (every state an IOC order can
+    #: end in must be covered), and the parameter that filters them by client id, if any.
+    order_lists: tuple[str, ...] = ("fetch_open_orders", "fetch_closed_orders")
+    list_param: str | None = None
 
 
 ORDER_DIALECTS: dict[str, OrderDialect] = {
@@ -51,6 +57,62 @@ ORDER_DIALECTS: dict[str, OrderDialect] = {
         client_id_param="newClientOrderId",
         duplicate_markers=("Duplicate order sent",),
         lookup_param="origClientOrderId",
+    ),
+    # Bybit: orderLinkId ≤ 36 of [A-Za-z0-9_-], never reusable (110072, ccxt: InvalidOrder).
+    # ccxt's fetch_order sends orderId=None and wants params["acknowledged"], so the order is
+    # found in the lists; fetch_closed_orders asks for Filled only, so an IOC cancelled with
+    # or without fills needs fetch_canceled_and_closed_orders with {"orderLinkId": id}.
+    "bybit": OrderDialect(
+        client_id_param="orderLinkId",
+        duplicate_markers=('"retCode":110072',),
+        order_lists=("fetch_open_orders", "fetch_canceled_and_closed_orders"),
+        list_param="orderLinkId",
+    ),
+    # KuCoin (high-frequency account): clientOid ≤ 40 of [A-Za-z0-9_-]; a reused one is
+    # 400100 validation.createOrder.clientOidDuplicated (ccxt: BadRequest).
+    "kucoin": OrderDialect(
+        client_id_param="clientOid",
+        duplicate_markers=("clientOidDuplicated",),
+        lookup_param="clientOid",
+    ),
+    # Bitget (classic v2 and unified v3): clientOid ≤ 50; a reused one is 40786 (ccxt:
+    # ExchangeError). An unknown clientOid is an empty list, which ccxt's fetch_order turns into
+    # OrderNotFound only when the id argument is a string ("" works, None is a TypeError).
+    "bitget": OrderDialect(
+        client_id_param="clientOid",
+        duplicate_markers=('"code":"40786"',),
+        lookup_param="clientOid",
+    ),
+    # Kraken: ccxt sends clientOrderId as cl_ord_id: a UUID (32 hex digits, or 36 with dashes)
+    # or free text of at most 18 characters, so ours is a UUID. It must be unique among open
+    # orders only (a done IOC's id is taken again); the refusal is not mapped by ccxt
+    # (ExchangeError). QueryOrders (fetch_order) takes txids only, and ccxt turns a
+    # clientOrderId param there into userref (an integer): the open and closed lists (both
+    # filter on params {"clientOrderId": id}) are where an order is found by it.
+    "kraken": OrderDialect(
+        client_id_param="clientOrderId",
+        client_id_style="uuid",
+        duplicate_markers=("EOrder:Duplicate order",),
+        refusal_markers=("EOrder:Cost minimum not met", "EOrder:Invalid price"),
+        list_param="clientOrderId",
+    ),
+    # Coinbase: ccxt drops the unified clientOrderId and always sends its own client_order_id
+    # unless the raw client_order_id param is given. A reused id is not refused: Coinbase
+    # answers with the order that has it (nothing new is placed). No fetch_order by client id;
+    # fetch_closed_orders asks for FILLED only, so an IOC that ended CANCELLED is found only by
+    # fetch_orders (every status) or fetch_canceled_orders.
+    "coinbase": OrderDialect(
+        client_id_param="client_order_id",
+        refusal_markers=("PREVIEW_INVALID_", "INVALID_SIZE_PRECISION", "INVALID_PRICE_PRECISION"),
+        order_lists=("fetch_orders",),
+    ),
+    # OKX: clOrdId is 1-32 letters and digits; a reused one is refused for good with sCode
+    # 51016 (ccxt: InvalidOrder). fetch_order(None, symbol, {"clOrdId": id}) finds it.
+    "okx": OrderDialect(
+        client_id_param="clOrdId",
+        client_id_style="alnum",
+        duplicate_markers=('"sCode":"51016"',),
+        lookup_param="clOrdId",
     ),
 }
 
@@ -143,12 +205,14 @@ async def find_order(
     try:
         if dialect.lookup_param is not None:
             try:
-                raw = await client.fetch_order(None, symbol, {dialect.lookup_param: client_id})
+                # "" rather than None: some venues' fetch_order concatenates the id.
+                raw = await client.fetch_order("", symbol, {dialect.lookup_param: client_id})
             except ccxt.OrderNotFound:
                 return None
             return _report(raw, client_id)
-        for listing in (client.fetch_open_orders, client.fetch_closed_orders):
-            for raw in await listing(symbol, since_ms):
+        params = {dialect.list_param: client_id} if dialect.list_param else {}
+        for listing in dialect.order_lists:
+            for raw in await getattr(client, listing)(symbol, since_ms, None, params):
                 if raw.get("clientOrderId") == client_id:
                     return _report(raw, client_id)
         return None
@@ -165,7 +229,9 @@ def _classify(error: ccxt.BaseError, dialect: OrderDialect) -> Exception:
     message = exchange_message(error) or type(error).__name__
     if isinstance(error, ccxt.InsufficientFunds):
         return OrderRefused(Refusal.INSUFFICIENT_FUNDS, message)
-    if isinstance(error, ccxt.InvalidOrder | ccxt.BadSymbol | ccxt.BadRequest):
+    if isinstance(error, ccxt.InvalidOrder | ccxt.BadSymbol | ccxt.BadRequest) or any(
+        marker in text for marker in dialect.refusal_markers
+    ):
         return OrderRefused(Refusal.INVALID, message)
     if isinstance(error, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
         return OrderRefused(Refusal.NOT_ALLOWED, message)
