@@ -25,6 +25,8 @@ class NoticeKind(StrEnum):
     STATUS = "status"  # a connection's status changed (also: recovered)
     ROTATE_KEY = "rotate_key"  # a key is old enough to rotate
     ALERT = "alert"  # an alert rule crossed its threshold
+    REBALANCE = "rebalance"  # a trigger asks for a rebalancing proposal
+    REBALANCE_RESULT = "rebalance_result"  # an execution finished with nobody watching
 
 
 class NoticeState(StrEnum):

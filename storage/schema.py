@@ -212,3 +212,104 @@ alert_rules = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_alert_rules_chat", "chat_id"),
 )
+
+# A chat's rebalancing target (one per chat). ``connection_id`` None: the aggregate of all the
+# chat's spot connections. Weights are JSON ``{"BTC": "50", ...}`` in percent.
+rebalance_targets = Table(
+    "rebalance_targets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "chat_id",
+        BigInteger,
+        ForeignKey("chats.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column(
+        "connection_id",
+        Integer,
+        ForeignKey("connections.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("weights", Text, nullable=False),
+    Column("band", String(40), nullable=False),
+    Column("band_relative", Boolean, nullable=False, server_default="0"),
+    Column("every", String(8), nullable=True),
+    Column("slippage", String(40), nullable=False),
+    Column("dry_run", Boolean, nullable=False, server_default="0"),
+    Column("drift_state", String(16), nullable=False),
+    Column("set_at", UTCDateTime(), nullable=False),
+    Column("last_scheduled_at", UTCDateTime(), nullable=True),
+)
+
+# Proposals and their legs are the executor's journal: every state a leg passes through is
+# written before the exchange call it leads to, so a restart knows what may have been sent.
+rebalance_proposals = Table(
+    "rebalance_proposals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("chat_id", BigInteger, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "target_id",
+        Integer,
+        ForeignKey("rebalance_targets.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("token", String(16), nullable=False, unique=True),  # seeds the client order ids
+    Column("revision", Integer, nullable=False, server_default="1"),
+    Column("trigger", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("dry_run", Boolean, nullable=False, server_default="0"),
+    Column("quote", String(8), nullable=False),
+    Column("plan", Text, nullable=False),  # what the proposal showed, JSON
+    Column("message_id", BigInteger, nullable=True),
+    Column("note", Text, nullable=True),  # why it ended as it did, for people
+    Column("result", Text, nullable=True),  # the allocation after execution, JSON
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("decided_at", UTCDateTime(), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Index("ix_rebalance_proposals_chat", "chat_id"),
+    Index("ix_rebalance_proposals_status", "status"),
+)
+
+rebalance_legs = Table(
+    "rebalance_legs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "proposal_id",
+        Integer,
+        ForeignKey("rebalance_proposals.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("position", Integer, nullable=False),
+    Column(
+        "connection_id",
+        Integer,
+        ForeignKey("connections.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
+    Column("label", String(64), nullable=False),
+    Column("venue", String(32), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(4), nullable=False),
+    Column("amount", String(40), nullable=False),
+    Column("price", String(40), nullable=False),  # the estimated fill price
+    Column("value", String(40), nullable=False),  # in the proposal's currency
+    Column("fee", String(40), nullable=False),  # estimated, in the proposal's currency
+    Column("client_order_id", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("limit_price", String(40), nullable=True),
+    Column("order_id", String(64), nullable=True),
+    Column("filled", String(40), nullable=True),
+    Column("average", String(40), nullable=True),
+    Column("cost", String(40), nullable=True),
+    Column("fees", Text, nullable=True),  # JSON, by currency
+    Column("detail", Text, nullable=True),
+    Column("lookups", Integer, nullable=False, server_default="0"),
+    Column("sent_at", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("proposal_id", "position"),
+)
