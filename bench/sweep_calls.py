@@ -258,7 +258,7 @@ async def child() -> None:
             chats,
             health,
             permission_period=PERMISSION_PERIOD,
-            alerts=AlertEvaluator(health),
+            watchers=[AlertEvaluator(health)],
             clock=clock,
         )
         sweep = BalanceSweep(

@@ -23,8 +23,10 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Protocol
 
 import ccxt.async_support as ccxt
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock, utc_now
 from bot.exchanges.balances import Holdings, read_holdings
@@ -34,11 +36,15 @@ from bot.exchanges.diagnosis import diagnose
 from bot.exchanges.health import HealthPolicy, Observation, decide, observe
 from bot.exchanges.pool import ClientPool
 from bot.exchanges.prices import PriceFeed, PriceSource, Valuation, value_holdings
-from bot.rules.alert_evaluation import AlertEvaluator
 from bot.rules.throttle import VenueBudgets
 from storage.activity import ActivityLog
 from storage.chats import ChatRepository, ChatSettings
-from storage.connections import ConnectionRecord, ConnectionRepository, ConnectionStatus
+from storage.connections import (
+    AfterRead,
+    ConnectionRecord,
+    ConnectionRepository,
+    ConnectionStatus,
+)
 from storage.credentials import Credentials, KeyRole
 from storage.snapshots import Snapshot, SnapshotAsset
 
@@ -46,6 +52,23 @@ log = logging.getLogger(__name__)
 
 #: Connections taken per run; the rest stay due for the next one (oldest first).
 DEFAULT_BATCH = 2000
+
+
+class ReadWatcher(Protocol):
+    """Evaluates something on each fresh snapshot (alerts, rebalancing drift), inside the
+    transaction that records it, so what it decides and queues is written with it."""
+
+    def after_read(self, record: ConnectionRecord, now: datetime) -> AfterRead: ...
+
+
+def after_all(hooks: Sequence[AfterRead]) -> AfterRead:
+    """One hook that runs ``hooks`` in order."""
+
+    async def run(conn: AsyncConnection, status: ConnectionStatus) -> None:
+        for hook in hooks:
+            await hook(conn, status)
+
+    return run
 
 
 class ConnectionGone(Exception):
@@ -109,11 +132,11 @@ class BalanceReader:
         policy: HealthPolicy,
         *,
         permission_period: timedelta,
-        alerts: AlertEvaluator | None = None,
+        watchers: Sequence[ReadWatcher] = (),
         clock: Clock = utc_now,
     ) -> None:
         self._connections = connections
-        self._alerts = alerts
+        self._watchers = tuple(watchers)
         self._repo = repository
         self._activity = activity
         self._pool = pool
@@ -199,8 +222,8 @@ class BalanceReader:
                 now + self._permission_period if probe_due and seen.permissions else None
             ),
             after=(
-                self._alerts.after_read(record, now)
-                if self._alerts is not None and snapshot is not None
+                after_all([watcher.after_read(record, now) for watcher in self._watchers])
+                if self._watchers and snapshot is not None
                 else None
             ),
         )

@@ -1,0 +1,1 @@
+"""Rebalancing: targets, drift triggers, the planner, proposals and the crash-safe executor."""
