@@ -26,11 +26,16 @@ from bot.exchanges.prices import PriceFeed
 from bot.handlers.commands import bot_commands
 from bot.handlers.context import SERVICES_KEY, HandlerServices
 from bot.handlers.notices import Notifier
+from bot.handlers.rebalance import REBALANCING_KEY, RebalanceDelivery, Rebalancing
 from bot.handlers.schedule import SWEEPER_KEY, schedule_sweeps
 from bot.redaction import REDACTOR
 from bot.rules.alert_evaluation import AlertEvaluator
 from bot.rules.alert_service import AlertService
 from bot.rules.balance_sweep import BalanceReader, BalanceSweep
+from bot.rules.rebalance.executor import Executor
+from bot.rules.rebalance.proposal import ProposalService, RebalancePlanner
+from bot.rules.rebalance.target_service import TargetService
+from bot.rules.rebalance.triggers import DriftWatch, RebalanceSweep
 from bot.rules.reminders import ReminderPolicy, RotationReminders
 from bot.rules.retention import SnapshotRetention
 from bot.rules.sweeps import Sweeper
@@ -40,8 +45,10 @@ from storage.chats import ChatRepository
 from storage.connections import ConnectionRepository
 from storage.database import Database
 from storage.master_key import MasterKeyConfig, open_vault
-from storage.outbox import Outbox
+from storage.outbox import Notice, NoticeKind, Outbox, enqueue
+from storage.proposals import ProposalRepository
 from storage.snapshots import SnapshotRepository
+from storage.targets import TargetRepository
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -89,6 +96,8 @@ async def open_core(settings: Settings, *, migrate: bool = True) -> Core:
 
 #: Rotation reminders are about days, retention about hours; checking hourly is plenty.
 HOURLY = timedelta(hours=1)
+MINUTELY = timedelta(minutes=1)
+NOTIFIER_KEY = "coinwarden.notifier"
 
 
 def build_application(
@@ -139,19 +148,30 @@ def build_application(
         chats,
         health,
         permission_period=permission_period,
-        alerts=AlertEvaluator(health),
+        watchers=[AlertEvaluator(health), DriftWatch(health)],
         clock=clock,
     )
     reminders = ReminderPolicy(
         timedelta(days=settings.key_rotation_days),
         timedelta(days=settings.key_reminder_repeat_days),
     )
-    notifier = Notifier(Outbox(core.database), connections, clock)
+    rebalancing = _rebalancing(settings, core, pool, connections, reader, health, clock)
+    application.bot_data[REBALANCING_KEY] = rebalancing
+    notifier = Notifier(
+        Outbox(core.database), connections, clock, rebalance=RebalanceDelivery(rebalancing)
+    )
+    application.bot_data[NOTIFIER_KEY] = notifier
     application.bot_data[SWEEPER_KEY] = Sweeper(
         [
             BalanceSweep(reader, repository, pool, chats, clock=clock),
             RotationReminders(repository, reminders, clock=clock),
             SnapshotRetention(snapshots, clock=clock),
+            RebalanceSweep(
+                core.database,
+                TargetRepository(core.database),
+                ProposalRepository(core.database),
+                clock=clock,
+            ),
         ],
         after=lambda: notifier.deliver(application.bot),
     )
@@ -169,6 +189,72 @@ def build_application(
     )
     handlers.register(application)
     return application
+
+
+def _rebalancing(
+    settings: Settings,
+    core: Core,
+    pool: ClientPool,
+    connections: ConnectionService,
+    reader: BalanceReader,
+    health: HealthPolicy,
+    clock: Clock,
+) -> Rebalancing:
+    """Targets, proposals and the executor, over the same reads, pool and clock as the rest."""
+    repository = ConnectionRepository(core.database, core.vault)
+    chats = ChatRepository(core.database)
+    snapshots = SnapshotRepository(core.database)
+    targets = TargetRepository(core.database)
+    proposals = ProposalRepository(core.database)
+    planner = RebalancePlanner(
+        connections=repository, chats=chats, snapshots=snapshots, reader=reader, pool=pool
+    )
+    service = ProposalService(
+        planner,
+        targets,
+        proposals,
+        ttl=timedelta(seconds=settings.proposal_ttl_seconds),
+        clock=clock,
+    )
+    executor = Executor(
+        planner=planner,
+        service=service,
+        proposals=proposals,
+        targets=targets,
+        connections=repository,
+        credentials=connections,
+        chats=chats,
+        pool=pool,
+        activity=ActivityLog(core.database),
+        clock=clock,
+    )
+    return Rebalancing(
+        targets=TargetService(targets, repository, snapshots, pool, health, clock),
+        proposals=service,
+        repository=proposals,
+        executor=executor,
+        clock=clock,
+    )
+
+
+async def resume_executions(application: Application, database: Database) -> int:
+    """Finish the executions a crash or restart interrupted, and tell each chat how they
+    ended (through the outbox, so the report is not lost either)."""
+    rebalancing = application.bot_data[REBALANCING_KEY]
+    assert isinstance(rebalancing, Rebalancing)
+    finished = await rebalancing.executor.resume()
+    if not finished:
+        return 0
+    async with database.begin() as conn:
+        for proposal in finished:
+            notice = Notice(
+                proposal.chat_id, NoticeKind.REBALANCE_RESULT, payload={"proposal_id": proposal.id}
+            )
+            await enqueue(conn, notice, rebalancing.clock())
+    notifier = application.bot_data[NOTIFIER_KEY]
+    assert isinstance(notifier, Notifier)
+    await notifier.deliver(application.bot)
+    return len(finished)
 
 
 async def announce_commands(application: Application) -> None:
@@ -197,6 +283,7 @@ async def running_bot(settings: Settings, *, clock: Clock = utc_now) -> AsyncIte
                 BalanceSweep.name: timedelta(seconds=settings.sync_seconds),
                 RotationReminders.name: HOURLY,
                 SnapshotRetention.name: HOURLY,
+                RebalanceSweep.name: MINUTELY,
             },
         )
         async with application:
@@ -220,6 +307,9 @@ async def running_bot(settings: Settings, *, clock: Clock = utc_now) -> AsyncIte
                     poll_interval=0.0, timeout=10, allowed_updates=Update.ALL_TYPES
                 )
             await application.start()
+            resumed = await resume_executions(application, core.database)
+            if resumed:
+                log.info("finished %d rebalance executions left over from before", resumed)
             log.info("Coinwarden is running")
             try:
                 yield application

@@ -55,6 +55,7 @@ class Settings(BaseSettings):
     key_reminder_repeat_days: int = Field(default=30, ge=1)
     max_connections_per_chat: int = Field(default=10, ge=1, le=1000)
     max_alerts_per_chat: int = Field(default=50, ge=1, le=1000)
+    proposal_ttl_seconds: int = Field(default=900, ge=10, le=86400)
     log_level: str = "INFO"
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1"

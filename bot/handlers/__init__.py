@@ -15,6 +15,7 @@ from bot.handlers import (
     connections,
     pause,
     portfolio,
+    rebalance,
     revoke,
     settings,
     start,
@@ -30,7 +31,7 @@ def register(application: Application) -> None:
     application.add_handler(TypeHandler(Update, gate_allowed_users), group=GATE_GROUP)
     application.add_handler(connect.handler())
     application.add_handler(connections.handler())
-    for conversation in alerts.handlers():
+    for conversation in (*alerts.handlers(), *rebalance.handlers()):
         application.add_handler(conversation)
     for handler in (
         *start.handlers(),

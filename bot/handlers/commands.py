@@ -12,6 +12,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("portfolio", "All your accounts together, with changes and a chart"),
     ("alert", "Tell me when a balance crosses a line: /alert Main BTC below 0.5"),
     ("alerts", "Your alerts, with pause and delete"),
+    ("rebalance", "Target allocation and proposals you approve: /rebalance all BTC 50 USDT 50"),
     ("orders", "Open orders of a connection: /orders [label]"),
     ("trades", "The last 20 fills of a connection: /trades [label]"),
     ("positions", "Futures positions of a connection: /positions [label]"),

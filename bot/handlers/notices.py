@@ -19,6 +19,7 @@ from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.clock import Clock
 from bot.exchanges.connections import ConnectionService
+from bot.handlers.rebalance import RebalanceDelivery
 from bot.handlers.render import notice_message
 from bot.handlers.render_alerts import alert_message
 from bot.rules.throttle import VenueThrottle
@@ -34,11 +35,22 @@ BATCH = 100
 SENDS_PER_SECOND = 29.0
 
 
+#: Notices delivered by the rebalance flow: a trigger (→ a proposal) or a finished execution.
+REBALANCE_KINDS = (NoticeKind.REBALANCE, NoticeKind.REBALANCE_RESULT)
+
+
 class Notifier:
-    def __init__(self, outbox: Outbox, connections: ConnectionService, clock: Clock) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        connections: ConnectionService,
+        clock: Clock,
+        rebalance: RebalanceDelivery | None = None,
+    ) -> None:
         self._outbox = outbox
         self._connections = connections
         self._clock = clock
+        self._rebalance = rebalance
         self._delivering = asyncio.Lock()  # two sweeps finishing together send each notice once
         self._pace = VenueThrottle(1, SENDS_PER_SECOND)  # the venues' spacing, for Telegram
 
@@ -74,6 +86,12 @@ class Notifier:
                 else [first]
             )
             done.update(p.id for p in group)
+            if first.notice.kind in REBALANCE_KINDS:
+                outcome = await self._rebalance_notice(bot, first)
+                if outcome is None:
+                    return None
+                sent += outcome
+                continue
             message = await self._message(group)
             if message is None:  # about something that no longer exists
                 await self._mark(group, NoticeState.DROPPED)
@@ -100,6 +118,33 @@ class Notifier:
             await self._mark(group, NoticeState.SENT)
             sent += 1
         return sent
+
+    async def _rebalance_notice(self, bot: Bot, pending: PendingNotice) -> int | None:
+        """A trigger becomes a proposal (exchange reads included), a finished execution its
+        report; 1 when a message went out, 0 when dropped, None when Telegram failed."""
+        notice = pending.notice
+        if self._rebalance is None:
+            await self._mark([pending], NoticeState.DROPPED)
+            return 0
+        try:
+            async with self._pace.slot():
+                if notice.kind is NoticeKind.REBALANCE:
+                    await self._rebalance.trigger(bot, notice.chat_id, notice.payload["trigger"])
+                    delivered = True
+                else:
+                    delivered = await self._rebalance.result(
+                        bot, notice.chat_id, int(notice.payload["proposal_id"])
+                    )
+        except (Forbidden, BadRequest) as error:
+            log.warning("notice %d dropped: %s", pending.id, type(error).__name__)
+            await self._mark([pending], NoticeState.DROPPED)
+            return 0
+        except TelegramError as error:
+            log.warning("notice %d not delivered yet: %s", pending.id, error)
+            await self._outbox.failed_attempt(pending.id)
+            return None
+        await self._mark([pending], NoticeState.SENT if delivered else NoticeState.DROPPED)
+        return 1 if delivered else 0
 
     async def _message(
         self, group: list[PendingNotice]
