@@ -245,6 +245,16 @@ def test_an_unpriced_target_asset_gives_an_empty_plan_that_names_it() -> None:
     assert [(i.subject, i.reason) for i in plan.left_out] == [("DOGE", LeftOutReason.UNPRICED)]
 
 
+def test_a_target_asset_nobody_holds_yet_is_valued_from_its_market() -> None:
+    prices = {"BTC": D(50_000), "USDT": D(1)}  # no SOL price: nobody holds it yet
+    plan = plan_rebalance([account(1, {"BTC": "1"})], weights(BTC=50, SOL=50), prices)
+    assert [(leg.symbol, leg.side) for leg in plan.legs] == [
+        ("BTC/USDT", "sell"),
+        ("SOL/USDT", "buy"),
+    ]
+    assert plan.reached
+
+
 def test_a_routing_asset_nobody_holds_is_valued_from_its_market() -> None:
     prices = {"BTC": D(50_000), "ETH": D(2_500)}  # no USDT price: nobody holds it
     plan = plan_rebalance(

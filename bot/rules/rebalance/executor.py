@@ -313,11 +313,9 @@ class Executor:
         short = funding.shortfall.get(spends, Decimal(0))
         if short > 0 and planned.side == "buy":
             needed = planned.amount * planned.price
-            scaled = Decimal(
-                client.amount_to_precision(
-                    planned.symbol, float(amount * max(needed - short, Decimal(0)) / needed)
-                )
-            )
+            step = Decimal(str(client.markets[planned.symbol]["precision"]["amount"]))
+            share = max(needed - short, Decimal(0)) / needed
+            scaled = (amount * share / step).to_integral_value(rounding=ROUND_DOWN) * step
             funding.shortfall[spends] = max(short - (amount - scaled) * planned.price, Decimal(0))
             if scaled <= 0 or not _tradable(client, planned.symbol, scaled, planned.price):
                 await self._skip(leg, f"the sells before it raised less {quote} than planned")

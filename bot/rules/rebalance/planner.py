@@ -172,12 +172,14 @@ def plan_rebalance(
     ``target`` (percent, read relative to their sum) without moving anything between
     connections.
 
-    ``prices`` value one unit of each asset in the valuation currency; ``books`` are keyed by
-    (connection id, symbol). Assets not named in the target are neither traded nor counted,
-    except as a routing asset on a venue, which then ends where it started (lot-step dust aside).
+    ``prices`` value one unit of each asset in the valuation currency (an asset missing there is
+    valued through a market's last price); ``books`` are keyed by (connection id, symbol).
+    Assets not named in the target are neither traded nor counted, except as a routing asset on
+    a venue, which then ends where it started (lot-step dust aside).
     """
     weights = _weights(target)
     named = frozenset(weights)
+    prices = _market_prices(accounts, named, prices)
     blocked = [
         LeftOut(a.connection_id, a.label, LeftOutReason.BLOCKED, a.blocked)
         for a in accounts
@@ -186,7 +188,7 @@ def plan_rebalance(
     unpriced = sorted(asset for asset in named if prices.get(asset, ZERO) <= 0)
     if unpriced:
         missing = [
-            LeftOut(None, asset, LeftOutReason.UNPRICED, "no price in the valuation currency")
+            LeftOut(None, asset, LeftOutReason.UNPRICED, "no price, and no market to value it")
             for asset in unpriced
         ]
         return _nothing(
@@ -212,8 +214,7 @@ def plan_rebalance(
             weights, start, blocked, f"Already within {tolerance} points of the target."
         )
     tradable = [a for a in accounts if a.blocked is None]
-    routed = _routing_prices(tradable, named, prices)
-    program = _Program(tradable, weights, routed, start, books or {}, tolerance)
+    program = _Program(tradable, weights, prices, start, books or {}, tolerance)
     no_market = [
         LeftOut(
             None,
@@ -305,18 +306,21 @@ def _weights(target: Mapping[str, Decimal]) -> dict[str, Decimal]:
     return {asset: w / total * HUNDRED for asset, w in target.items()}
 
 
-def _routing_prices(
+def _market_prices(
     accounts: Sequence[Account], named: frozenset[str], prices: Mapping[str, Decimal]
 ) -> dict[str, Decimal]:
-    """``prices``, plus a price for each unpriced quote asset a target asset trades against,
-    from that market's last price: a routing asset nobody holds still needs a value."""
+    """``prices``, completed from the last prices of markets with a target asset on one side:
+    a target asset nobody holds yet, or a routing asset, still needs a value."""
     priced = {asset: price for asset, price in prices.items() if price > 0}
-    for account in accounts:
-        for _, rule in sorted(account.markets.items()):
-            if rule.quote not in priced and rule.base in named and rule.last > 0:
-                base_price = priced.get(rule.base)
-                if base_price is not None:
-                    priced[rule.quote] = base_price / rule.last
+    for _ in range(2):  # the second pass values what the first one priced a side of
+        for account in accounts:
+            for rule in account.markets.values():
+                if rule.last <= 0 or (rule.base not in named and rule.quote not in named):
+                    continue
+                if rule.base not in priced and rule.quote in priced:
+                    priced[rule.base] = rule.last * priced[rule.quote]
+                elif rule.quote not in priced and rule.base in priced:
+                    priced[rule.quote] = priced[rule.base] / rule.last
     return priced
 
 

@@ -11,7 +11,7 @@ only) and stored with its legs' client order ids. A trigger never trades: it pro
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -22,7 +22,7 @@ import ccxt.async_support as ccxt
 from bot.clock import Clock, utc_now
 from bot.exchanges.orders import ORDER_DIALECTS, client_order_id, dialect_of
 from bot.exchanges.pool import ClientPool
-from bot.rules.balance_sweep import BalanceReader
+from bot.rules.balance_sweep import BalanceReader, source_of
 from bot.rules.rebalance.drift import Trigger, allocation, sudden_drop
 from bot.rules.rebalance.planner import (
     Account,
@@ -215,12 +215,7 @@ class RebalancePlanner:
         )
         reads = {**held, **fresh}
         weights = scoped.target.settings.weights
-        prices = _prices(reads.values(), weights)
-        missing = [asset for asset in weights if asset not in prices]
-        if missing:
-            raise NoProposal(
-                f"No price for {', '.join(missing)} on these exchanges, so no plan can value it."
-            )
+        prices = self._prices(reads.values(), weights, quote, scoped.records)
         accounts = [
             await self._account(record, reads.get(record.id), scoped.blocks[record.id])
             for record in scoped.records
@@ -231,6 +226,30 @@ class RebalancePlanner:
             plan = plan_rebalance(accounts, weights, prices, books=books)
         records = {record.id: record for record in scoped.records}
         return PlanResult(plan, reads, records, quote)
+
+    def _prices(
+        self,
+        reads: Iterable[Snapshot],
+        weights: Mapping[str, Decimal],
+        quote: str,
+        records: Sequence[ConnectionRecord],
+    ) -> dict[str, Decimal]:
+        """One price per asset in the chat's currency: as the reads valued what is held, and
+        from the venues' tickers for a target asset nobody holds yet (the planner values what
+        is still missing through its markets, or leaves it out as unpriced)."""
+        prices: dict[str, Decimal] = {}
+        for read in reads:
+            for asset, held in read.assets.items():
+                if held.price is not None and asset not in prices:
+                    prices[asset] = held.price
+        view = self._reader.prices.view()
+        for asset in weights:
+            for record in records if asset not in prices else ():
+                rate = view.rate(asset, quote, source_of(record))
+                if rate is not None:
+                    prices[asset] = rate.price
+                    break
+        return prices
 
     async def _read(self, chat_id: int, connection_ids: Sequence[int]) -> dict[int, Snapshot]:
         outcomes = await self._reader.refresh(chat_id, connection_ids)
@@ -310,16 +329,6 @@ def _d(value: object) -> Decimal:
 
 def _amounts(snapshot: Snapshot) -> dict[str, Decimal]:
     return {asset: held.total for asset, held in snapshot.assets.items()}
-
-
-def _prices(reads: Sequence[Snapshot] | Any, assets: Mapping[str, Decimal]) -> dict[str, Decimal]:
-    """One price per asset in the chat's currency, from the reads that valued it."""
-    prices: dict[str, Decimal] = {}
-    for read in reads:
-        for asset, held in read.assets.items():
-            if held.price is not None and asset not in prices:
-                prices[asset] = held.price
-    return prices
 
 
 class ProposalService:
