@@ -35,7 +35,7 @@ from bot.rules.balance_sweep import BalanceReader, BalanceSweep
 from bot.rules.rebalance.executor import Executor
 from bot.rules.rebalance.proposal import ProposalService, RebalancePlanner
 from bot.rules.rebalance.target_service import TargetService
-from bot.rules.rebalance.triggers import DriftWatch, RebalanceSweep
+from bot.rules.rebalance.triggers import DriftWatch, RebalanceSweep, result_notice
 from bot.rules.reminders import ReminderPolicy, RotationReminders
 from bot.rules.retention import SnapshotRetention
 from bot.rules.sweeps import Sweeper
@@ -45,7 +45,7 @@ from storage.chats import ChatRepository
 from storage.connections import ConnectionRepository
 from storage.database import Database
 from storage.master_key import MasterKeyConfig, open_vault
-from storage.outbox import Notice, NoticeKind, Outbox, enqueue
+from storage.outbox import Outbox, enqueue
 from storage.proposals import ProposalRepository
 from storage.snapshots import SnapshotRepository
 from storage.targets import TargetRepository
@@ -170,6 +170,7 @@ def build_application(
                 core.database,
                 TargetRepository(core.database),
                 ProposalRepository(core.database),
+                rebalancing.executor,
                 clock=clock,
             ),
         ],
@@ -247,10 +248,7 @@ async def resume_executions(application: Application, database: Database) -> int
         return 0
     async with database.begin() as conn:
         for proposal in finished:
-            notice = Notice(
-                proposal.chat_id, NoticeKind.REBALANCE_RESULT, payload={"proposal_id": proposal.id}
-            )
-            await enqueue(conn, notice, rebalancing.clock())
+            await enqueue(conn, result_notice(proposal), rebalancing.clock())
     notifier = application.bot_data[NOTIFIER_KEY]
     assert isinstance(notifier, Notifier)
     await notifier.deliver(application.bot)

@@ -458,6 +458,20 @@ class ProposalRepository:
             ).one()
             return int(row.lookups)
 
+    async def lost_since(self, since: datetime, max_lookups: int) -> list[tuple[Proposal, Leg]]:
+        """Legs marked lost that were sent after ``since`` and looked up fewer than
+        ``max_lookups`` times, with their proposals: a late answer may still turn up."""
+        async with self._db.begin() as conn:
+            rows = await conn.execute(
+                select(rebalance_legs).where(
+                    rebalance_legs.c.state == LegState.LOST,
+                    rebalance_legs.c.sent_at >= since,
+                    rebalance_legs.c.lookups < max_lookups,
+                )
+            )
+            legs = [_leg(row) for row in rows]
+            return [(await _get(conn, leg.proposal_id), leg) for leg in legs]
+
     async def history(self, chat_id: int, limit: int = 10) -> list[tuple[Proposal, list[Leg]]]:
         """The chat's latest proposals, newest first, each with its legs."""
         async with self._db.begin() as conn:

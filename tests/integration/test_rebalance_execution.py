@@ -402,3 +402,36 @@ async def test_a_newcomer_holding_only_btc_gets_half_of_it_sold_for_usdt(
     assert approval.proposal.status is ProposalStatus.EXECUTED
     after = approval.proposal.result["after"]
     assert abs(Decimal(after["BTC"]) - 50) < 1 and abs(Decimal(after["USDT"]) - 50) < 1
+
+
+class LaggingLookups(BinanceServer):
+    """Binance whose order lookups miss every order while ``lagging`` (eventual consistency)."""
+
+    lagging = True
+
+    def find_order(self, *args: Any, **kwargs: Any) -> Any:
+        return None if self.lagging else super().find_order(*args, **kwargs)
+
+
+async def test_a_lost_order_that_turns_up_later_is_applied_and_reported(
+    stacks: MakeStack, database: Database, clock: ManualClock
+) -> None:
+    async with LaggingLookups() as binance:
+        stack = stacks(binance)
+        rb = rebalancer(stack, database, clock)
+        await trading(stack, binance, "Main")
+        proposal = await propose(rb, "Main BTC 50 USDT 50")
+        binance.lose_next_order_responses(1, 504)
+        approval = await approve(rb, proposal)
+        (leg,) = await rb.proposals.legs(proposal.id)
+        assert leg.state is LegState.LOST
+        assert approval.proposal.status is ProposalStatus.FAILED
+
+        binance.lagging = False
+        found = await rb.executor.reconcile_lost()
+        assert [p.id for p in found] == [proposal.id]
+        (leg,) = await rb.proposals.legs(proposal.id)
+        (order,) = binance.account("demo").orders.values()
+        assert leg.state is LegState.FILLED and leg.filled == order.filled
+        assert found[0].status is ProposalStatus.EXECUTED
+        assert await rb.executor.reconcile_lost() == []

@@ -20,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from functools import partial
@@ -69,6 +69,10 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait before each lookup of an order whose answer was lost (then it is lost).
 LOOKUP_DELAYS = (0.0, 0.5, 1.0, 2.0)
+#: A lost leg is looked up again by the minute sweep until it has been looked up this often.
+LATE_LOOKUPS = 30
+#: ... and for this long after it was sent.
+LATE_WINDOW = timedelta(hours=24)
 #: A planned amount that changes by more than this share at the re-check changes the plan.
 AMOUNT_TOLERANCE = Decimal("0.05")
 
@@ -258,6 +262,43 @@ class Executor:
             if approval.proposal is not None:
                 finished.append(approval.proposal)
         return finished
+
+    async def reconcile_lost(self) -> list[Proposal]:
+        """Look lost legs up once more (the minute sweep): an order that turns up after all is
+        recorded with its fills and its proposal's outcome updated. The proposals changed."""
+        changed: dict[int, Proposal] = {}
+        since = self._clock() - LATE_WINDOW
+        for proposal, leg in await self._proposals.lost_since(since, LATE_LOOKUPS):
+            record = (
+                await self._connections.get(proposal.chat_id, leg.connection_id)
+                if leg.connection_id is not None
+                else None
+            )
+            if record is None or record.trade_key is None:
+                continue
+            try:
+                client = await self._pool.client(
+                    record, KeyRole.TRADE, partial(self._trade_credentials, record)
+                )
+                await self._proposals.count_lookup(leg.id, self._clock())
+                found = await find_order(
+                    client,
+                    dialect_of(leg.planned.venue),
+                    leg.planned.symbol,
+                    leg.client_order_id,
+                    int((leg.sent_at or since).timestamp() * 1000) - 60_000,
+                )
+            except (_Gone, ccxt.BaseError, OutcomeUnknown):
+                continue
+            finally:
+                await self._activity.record(record.id, *self._pool.drain_calls(record.id))
+            if found is None or not found.done:
+                continue
+            await self._settle(leg, found, leg.planned.amount, "found at the exchange after all")
+            finished = await self._finish(proposal, proposal.note)
+            if finished.proposal is not None:
+                changed[proposal.id] = finished.proposal
+        return list(changed.values())
 
     async def _run(self, proposal: Proposal, legs: Sequence[Leg]) -> Approval:
         target = await self._targets.get(proposal.chat_id)

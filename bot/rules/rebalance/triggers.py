@@ -18,18 +18,26 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.clock import Clock, utc_now
 from bot.exchanges.health import HealthPolicy
 from bot.rules.rebalance.drift import Trigger, allocation, is_due, step_drift, zone
+from bot.rules.rebalance.executor import Executor
 from bot.rules.rebalance.proposal import rebalancing_venue
 from bot.rules.rebalance.targets import Band, Schedule
 from storage.connections import AfterRead, ConnectionRecord, ConnectionStatus, records_in
 from storage.database import Database
 from storage.outbox import Notice, NoticeKind, enqueue
-from storage.proposals import ProposalRepository
+from storage.proposals import Proposal, ProposalRepository
 from storage.snapshots import Snapshot, latest_in
 from storage.targets import Target, TargetRepository, save_drift_state, targets_watching
 
 
 def rebalance_notice(chat_id: int, trigger: Trigger) -> Notice:
     return Notice(chat_id, NoticeKind.REBALANCE, payload={"trigger": str(trigger)})
+
+
+def result_notice(proposal: Proposal) -> Notice:
+    """An execution's report, owed to a chat that was not watching (a restart, a late fill)."""
+    return Notice(
+        proposal.chat_id, NoticeKind.REBALANCE_RESULT, payload={"proposal_id": proposal.id}
+    )
 
 
 def scope_values(
@@ -103,7 +111,8 @@ class DriftWatch:
 
 
 class RebalanceSweep:
-    """Every minute: queue the scheduled proposals that are due and expire stale ones."""
+    """Every minute: queue the scheduled proposals that are due, expire stale ones, and look
+    lost orders up again (a late fill is applied and reported)."""
 
     name = "rebalance"
 
@@ -112,16 +121,23 @@ class RebalanceSweep:
         database: Database,
         targets: TargetRepository,
         proposals: ProposalRepository,
+        executor: Executor,
         clock: Clock = utc_now,
     ) -> None:
         self._db = database
         self._targets = targets
         self._proposals = proposals
+        self._executor = executor
         self._clock = clock
 
     async def run(self) -> None:
         now = self._clock()
         await self._proposals.expire_due(now)
+        found = await self._executor.reconcile_lost()
+        if found:
+            async with self._db.begin() as conn:
+                for proposal in found:
+                    await enqueue(conn, result_notice(proposal), now)
         for target in await self._targets.scheduled():
             if target.settings.every is None:
                 continue
