@@ -66,10 +66,15 @@ def _pct(text: object) -> str:
 
 
 def allocation_table(
-    before: Mapping[str, Any], after: Mapping[str, Any] | None, target: Mapping[str, Any]
+    before: Mapping[str, Any],
+    after: Mapping[str, Any] | None,
+    target: Mapping[str, Any],
+    *,
+    first: str = "now",
 ) -> str:
-    """Asset, now, after (when known) and target, one line each, in a ``<pre>`` block."""
-    head = ["", "now", "after", "target"] if after is not None else ["", "now", "target"]
+    """Asset, now (or ``first``), after (when known) and target, one line each, in a
+    ``<pre>`` block."""
+    head = [""] + [first] + (["after"] if after is not None else []) + ["target"]
     rows = [head]
     for asset in target:
         row = [asset, _pct(before.get(asset, 0))]
@@ -243,7 +248,9 @@ def result_message(proposal: Proposal, legs: Sequence[Leg], now: datetime) -> st
     result = proposal.result or {}
     if result.get("after"):
         lines += ["", "Allocation after (read from the exchanges):"]
-        lines.append(allocation_table(plan["before"], result["after"], plan["target"]))
+        lines.append(
+            allocation_table(plan["before"], result["after"], plan["target"], first="before")
+        )
     fees = result.get("fees") or {}
     if fees:
         paid = ", ".join(f"{format_amount(Decimal(v))} {esc(k)}" for k, v in fees.items())

@@ -485,13 +485,21 @@ class Session:
 
     # --- demo accounts ---------------------------------------------------------------------
 
-    def move_funds(self, venue_id: str, asset: str, amount: Decimal, *, deposit: bool) -> None:
-        """Move funds on the venue's demo account as its owner would on the exchange. The bot
-        is not told: its next balance read finds the change, as with a real account."""
+    def move_funds(
+        self, venue_id: str, asset: str, amount: Decimal | None, *, deposit: bool
+    ) -> None:
+        """Move funds on the venue's demo account as its owner would on the exchange (None:
+        all that is free). The bot is not told: its next balance read finds the change, as
+        with a real account."""
         server = self.venue_server(venue_id)
         if server is None:
             return
         name = VENUES[venue_id].name
+        if amount is None:
+            amount = server.account(DEMO_ACCOUNT).balance(asset).free
+            if not amount:
+                self.note(f"{name}: the demo account has no free {asset}")
+                return
         try:
             if deposit:
                 balance = server.deposit(DEMO_ACCOUNT, asset, amount)

@@ -114,11 +114,12 @@ class Deposit:
 
 @dataclass(frozen=True)
 class WithdrawFunds:
-    """``:withdraw-funds VENUE ASSET AMOUNT``: funds leave the venue's demo account."""
+    """``:withdraw-funds VENUE ASSET AMOUNT|all``: funds leave the venue's demo account
+    (``all``: every free unit of it, None here)."""
 
     venue: str
     asset: str
-    amount: Decimal
+    amount: Decimal | None
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,8 @@ def _funds(name: str, args: list[str]) -> Command:
     venue, asset, typed = args[0].lower(), args[1].upper(), args[2]
     if not asset.isascii() or not asset.isalnum():
         return Mistake(f"{args[1]!r} is not an asset; {usage}")
+    if name == "withdraw-funds" and typed.lower() == "all":
+        return WithdrawFunds(venue, asset, None)
     try:
         amount = Decimal(typed)
     except InvalidOperation:
@@ -325,7 +328,8 @@ def help_text(venues: Sequence[str], health_check_seconds: int = 60) -> str:
             "  :withdraw-funds binance BTC 0.5  "
             "the demo account's balance moves, as if you withdrew;",
             "                                   shows up at the next balance sweep (only free",
-            "                                   funds leave: what open orders hold stays)",
+            "                                   funds leave: what open orders hold stays);",
+            "                                   AMOUNT all takes every free unit",
             "                                   With /alert Main BTC below 0.5 set, a move past",
             "                                   the line alerts you once, at that sweep",
             "The sandbox",

@@ -121,6 +121,33 @@ def test_a_kept_data_dir_holds_the_log_and_no_secret_and_eof_ends_cleanly(
         assert value.encode() not in stored
 
 
+def test_a_newcomer_holding_only_btc_rebalances_half_into_usdt_once(tmp_path: Path) -> None:
+    result = run_sandbox(
+        [
+            "/connect",
+            ":press Binance Spot",
+            "Main",
+            ":key binance trade",
+            ":paste key",
+            ":paste secret",
+            ":withdraw-funds binance USDT all",
+            ":withdraw-funds binance ETH all",
+            "/rebalance Main BTC 50 USDT 50",
+            ":press Approve",
+            ":press Approve",
+            ":quit",
+        ],
+        cwd=tmp_path,
+    )
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "Rebalance proposal · a dry run: nothing has been traded" in out
+    assert "1. SELL" in out and "BTC/USDT" in out
+    assert "Approve by" in out
+    assert out.count("Rebalance executed") == 1
+    assert "✅ filled" in out and "Fees paid" in out
+
+
 def test_a_data_dir_of_a_real_bot_is_refused_and_left_alone(tmp_path: Path) -> None:
     real = tmp_path / "data"
     real.mkdir()

@@ -86,6 +86,7 @@ USER = TelegramUser(1001, "Trader")
         (":Deposit OKX usdt 1000", Deposit("okx", "USDT", Decimal("1000"))),
         (":withdraw-funds kraken eth 1.25", WithdrawFunds("kraken", "ETH", Decimal("1.25"))),
         (":withdraw-funds bybit USDT 1e3", WithdrawFunds("bybit", "USDT", Decimal("1000"))),
+        (":withdraw-funds binance USDT all", WithdrawFunds("binance", "USDT", None)),
     ],
 )
 def test_each_line_means_one_thing(line: str, command: object) -> None:
@@ -128,6 +129,7 @@ def test_a_blank_line_sends_nothing(line: str) -> None:
         (":withdraw-funds binance BTC 1 2", "usage: :withdraw-funds VENUE ASSET AMOUNT"),
         (":deposit binance BTC 0", "'0' is not an amount"),
         (":withdraw-funds binance BTC -1", "'-1' is not an amount"),
+        (":deposit binance BTC all", "'all' is not an amount"),
         (":withdraw-funds binance BTC lots", "'lots' is not an amount"),
         (":deposit binance BTC NaN", "'NaN' is not an amount"),
         (":deposit binance BTC Infinity", "'Infinity' is not an amount"),
