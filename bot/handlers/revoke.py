@@ -14,6 +14,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 from bot.exchanges.connections import ConnectionService
 from bot.handlers.choose import GONE, connection_from_args, connection_from_button
 from bot.handlers.context import services
+from bot.handlers.rebalance import rebalancing
 from bot.handlers.render import esc, venue_title
 from storage.connections import ConnectionRecord
 
@@ -68,6 +69,7 @@ async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         )
     else:
         alerts = await services(context).alerts.rules.count_for_connection(chat_id, connection_id)
+        target = await rebalancing(context).targets.scoped_to(chat_id, connection_id)
         revoked = await connections.revoke(chat_id, connection_id)
         if revoked is None:
             await query.answer(GONE, show_alert=True)
@@ -77,7 +79,7 @@ async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         which = "both keys (read and trade)" if len(revoked.roles) > 1 else "the key"
         gone_alerts = (
             f" Its {alerts} alert{'s' if alerts > 1 else ''} went with it." if alerts else ""
-        )
+        ) + (" So did its rebalancing target." if target else "")
         await query.edit_message_text(
             f"🗑 <b>{esc(revoked.label)}</b> is revoked: its keys are wiped from Coinwarden."
             f"{gone_alerts}\n\n"

@@ -93,6 +93,12 @@ async def test_reject_trades_nothing(
         await alice.settle()
         assert world.binance.account("demo").orders == {}
 
+        await alice.send("/revoke")
+        await alice.press(await alice.reply("Revoke"), "Yes, revoke")
+        assert "So did its rebalancing target" in (await alice.reply("is revoked")).text
+        await alice.send("/rebalance")
+        assert "No target yet" in (await alice.reply()).text
+
 
 async def test_another_chat_paused_chat_or_expired_proposal_trades_nothing(
     world: World, start_bot: Callable[..., Any], alice: ChatDriver, mallory: ChatDriver
@@ -147,3 +153,57 @@ async def test_drift_sends_a_proposal_by_itself(
         await alice.settle()
         assert len([m for m in alice.messages if "Rebalance proposal" in m.text]) == 1
         assert world.binance.account("demo").orders == {}
+
+
+async def test_bad_targets_get_a_clear_answer_and_nothing_is_stored(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    clock = ManualClock()
+    async with start_bot(clock=clock) as app:
+        assert "is connected" in await connect_binance(alice, world.canary_key(read=True))
+        await sweep(app, clock)
+        answers = {
+            "/rebalance Main BTC 50 ETH 40": "add up to 90",
+            "/rebalance Main BTC 50 USDT 50 band 0": "band",
+            "/rebalance Main BTC 50 USDT 50 band 60": "band",
+            "/rebalance Main BTC 50 USDT 50 slippage 6": "slippage",
+            "/rebalance Main XYZQ 50 USDT 50": "cannot be traded",
+            "/rebalance Nope BTC 50 USDT 50": "No connection called Nope",
+            "/rebalance Main BTC 50 USDT 50": "Add a trade key",
+        }
+        for line, expected in answers.items():
+            await alice.send(line)
+            answer = await alice.reply()
+            assert expected in answer.text, (line, answer.text)
+        await alice.send("/rebalance")
+        assert "No target yet" in (await alice.reply()).text
+        await alice.send("/rebalance Main BTC 50 USDT 50 dryrun")  # dry runs need no trade key
+        await alice.reply("Target set")
+        dry = await alice.reply("Rebalance dry run", timeout=10)
+        assert "would have cost" in dry.text and not dry.buttons
+        assert world.binance.account("demo").orders == {}
+
+
+async def test_the_guided_setup_sets_the_same_target_with_buttons(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    clock = ManualClock()
+    async with start_bot(clock=clock) as app:
+        await trading_main(world, app, clock, alice)
+        await alice.send("/rebalance")
+        empty = await alice.reply("No target yet")
+        await alice.press(empty, "Set one up")
+        scope = await alice.reply("Which holdings")
+        await alice.press(scope, "Main")
+        weights = await alice.reply("Which assets")
+        await alice.send("BTC 60 USDT 40")
+        band = await alice.reply("How far may an asset drift")
+        await alice.press(band, "25% of its weight")
+        schedule = await alice.reply("schedule")
+        await alice.press(schedule, "Weekly")
+        mode = await alice.reply("approvable")
+        await alice.press(mode, "Approvable")
+        card = await alice.reply("Target set")
+        assert "/rebalance Main BTC 60 USDT 40 band 25% every 1w slippage 0.5" in card.text
+        assert weights.message_id != band.message_id
+        await alice.reply("Rebalance proposal", timeout=10)

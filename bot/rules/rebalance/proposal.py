@@ -180,6 +180,12 @@ class RebalancePlanner:
             )
         pause = await self._chats.pause_state(chat_id)
         blocks = {record.id: trading_block(record, pause) for record in records}
+        if target.settings.dry_run:
+            # Nothing will trade: only a connection without a usable read is left out.
+            blocks = {
+                i: block if block is TradingBlock.NOT_CONNECTED else None
+                for i, block in blocks.items()
+            }
         if all(blocks.values()):
             first = next(block for block in blocks.values() if block is not None)
             raise NoProposal(f"Nothing can trade: {block_reason(first)}.")

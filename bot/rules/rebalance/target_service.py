@@ -112,6 +112,11 @@ class TargetService:
     async def delete(self, chat_id: int) -> bool:
         return await self._targets.delete(chat_id)
 
+    async def scoped_to(self, chat_id: int, connection_id: int) -> bool:
+        """Whether the chat's target covers this one connection only (revoking it deletes
+        the target)."""
+        return await self._targets.count_for_connection(chat_id, connection_id) > 0
+
     async def set_dry_run(self, chat_id: int, dry_run: bool) -> TargetView | None:
         target = await self._targets.set_dry_run(chat_id, dry_run)
         if target is None:
