@@ -23,6 +23,7 @@ from telegram.ext import (
 )
 from telegram.warnings import PTBUserWarning
 
+from bot.handlers.choose import scope_picker
 from bot.handlers.context import services
 from bot.handlers.render import EXPIRED_BUTTON, NO_CONNECTIONS, esc
 from bot.handlers.render_alerts import ALL, created_message, describe, rules_message, scope_name
@@ -93,12 +94,13 @@ async def _start_guided(message: Message, context: ContextTypes.DEFAULT_TYPE) ->
     if not records:
         await message.reply_text(NO_CONNECTIONS)
         return ConversationHandler.END
-    rows = [[InlineKeyboardButton(r.label, callback_data=f"ag:c:{r.id}")] for r in records]
-    rows.append([InlineKeyboardButton("All connections together", callback_data="ag:c:0")])
-    rows.append([CANCEL])
-    picker = await message.reply_text(
-        "🔔 New alert. Which connection should it watch?",
-        reply_markup=InlineKeyboardMarkup(rows),
+    picker = await scope_picker(
+        message,
+        records,
+        question="🔔 New alert. Which connection should it watch?",
+        prefix="ag:c:",
+        everything="All connections together",
+        cancel=CANCEL,
     )
     # The setup lives on this message: buttons of an older one answer "closed".
     cast(dict[str, Any], context.chat_data)[DRAFT] = {"message_id": picker.message_id}

@@ -58,3 +58,20 @@ async def connection_from_button(
         await query.answer(GONE, show_alert=True)
         return None
     return match.group(1), record
+
+
+async def scope_picker(
+    message: Message,
+    records: list[ConnectionRecord],
+    *,
+    question: str,
+    prefix: str,
+    everything: str,
+    cancel: InlineKeyboardButton,
+) -> Message:
+    """The first step of a guided setup: one button per connection (``<prefix><id>``), one for
+    all of them together (``<prefix>0``) and Cancel; the message the setup then lives on."""
+    rows = [[InlineKeyboardButton(r.label, callback_data=f"{prefix}{r.id}")] for r in records]
+    rows.append([InlineKeyboardButton(everything, callback_data=f"{prefix}0")])
+    rows.append([cancel])
+    return await message.reply_text(question, reply_markup=InlineKeyboardMarkup(rows))

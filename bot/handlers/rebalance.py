@@ -29,6 +29,7 @@ from telegram.ext import (
 from telegram.warnings import PTBUserWarning
 
 from bot.clock import Clock
+from bot.handlers.choose import scope_picker
 from bot.handlers.context import services
 from bot.handlers.render import EXPIRED_BUTTON, esc
 from bot.handlers.render_money import when
@@ -349,12 +350,13 @@ async def _start_guided(message: Message, context: ContextTypes.DEFAULT_TYPE) ->
             "No spot connection here can be rebalanced yet: /connect one first."
         )
         return ConversationHandler.END
-    rows = [[InlineKeyboardButton(r.label, callback_data=f"rg:s:{r.id}")] for r in records]
-    rows.append([InlineKeyboardButton("All spot connections together", callback_data="rg:s:0")])
-    rows.append([CANCEL])
-    picker = await message.reply_text(
-        "⚖️ New rebalancing target. Which holdings should it balance?",
-        reply_markup=InlineKeyboardMarkup(rows),
+    picker = await scope_picker(
+        message,
+        records,
+        question="⚖️ New rebalancing target. Which holdings should it balance?",
+        prefix="rg:s:",
+        everything="All spot connections together",
+        cancel=CANCEL,
     )
     cast(dict[str, Any], context.chat_data)[DRAFT] = {"message_id": picker.message_id}
     return SCOPE

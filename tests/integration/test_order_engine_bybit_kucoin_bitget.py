@@ -18,12 +18,13 @@ from typing import Any
 import ccxt.async_support as ccxt
 import pytest
 
+from bot.exchanges.book import BookLevel
 from bot.exchanges.catalogue import get_venue
 from bot.exchanges.orders import ORDER_DIALECTS
 from bot.sandbox.exchanges import SERVERS, DemoPermissions, VenueServer
 from bot.sandbox.exchanges.base import DEMO_BALANCES, DemoKey
 from bot.sandbox.exchanges.bitget import BitgetServer
-from bot.sandbox.exchanges.matching import BookLevel, BookShape
+from bot.sandbox.exchanges.matching import BookShape
 from tests.integration.venue_client import venue_client
 
 SYMBOL = "BTC/USDT"

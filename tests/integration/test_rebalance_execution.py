@@ -5,7 +5,7 @@ prices that move before Approve."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -92,6 +92,22 @@ async def stacks(database: Database, clock: ManualClock) -> AsyncIterator[MakeSt
         yield partial(make, timeout_ms=5000)
 
 
+Connect = Callable[..., Awaitable[Rebalancer]]
+
+
+@pytest.fixture
+def connected(stacks: MakeStack, database: Database, clock: ManualClock) -> Connect:
+    """``await connected(server, label)``: a stack of its own, one trading connection."""
+
+    async def connect(server: VenueServer, label: str = "Main") -> Rebalancer:
+        stack = stacks(server)
+        rb = rebalancer(stack, database, clock)
+        await trading(stack, server, label)
+        return rb
+
+    return connect
+
+
 @pytest.fixture
 async def servers() -> AsyncIterator[dict[str, VenueServer]]:
     async with AsyncExitStack() as running:
@@ -171,12 +187,11 @@ async def test_two_venues_trade_what_was_approved_and_the_journal_matches_the_fi
 
 
 async def test_a_thin_book_fills_part_and_the_report_says_so(
-    stacks: MakeStack, servers: dict[str, VenueServer], database: Database, clock: ManualClock
+    connected: Connect,
+    servers: dict[str, VenueServer],
 ) -> None:
     binance = servers["binance"]
-    stack = stacks(binance)
-    rb = rebalancer(stack, database, clock)
-    await trading(stack, binance, "Main")
+    rb = await connected(binance)
     proposal = await propose(rb, "Main BTC 50 USDT 50 slippage 0.1")
     binance.book_shape = BookShape(levels=3, gap=Decimal("0.0005"), level_value=Decimal(2000))
     approval = await approve(rb, proposal)
@@ -188,12 +203,11 @@ async def test_a_thin_book_fills_part_and_the_report_says_so(
 
 
 async def test_a_lost_answer_is_looked_up_and_the_order_is_never_sent_again(
-    stacks: MakeStack, servers: dict[str, VenueServer], database: Database, clock: ManualClock
+    connected: Connect,
+    servers: dict[str, VenueServer],
 ) -> None:
     okx = servers["okx"]
-    stack = stacks(okx)
-    rb = rebalancer(stack, database, clock)
-    await trading(stack, okx, "Okx")
+    rb = await connected(okx, "Okx")
     proposal = await propose(rb, "Okx BTC 50 USDT 50")
     okx.lose_next_order_responses(1)  # executed at the venue, the connection drops
     approval = await approve(rb, proposal)
@@ -212,12 +226,10 @@ class GatewayDown(BinanceServer):
 
 
 async def test_an_order_that_never_arrived_is_lost_not_resent(
-    stacks: MakeStack, database: Database, clock: ManualClock
+    connected: Connect,
 ) -> None:
     async with GatewayDown() as binance:
-        stack = stacks(binance)
-        rb = rebalancer(stack, database, clock)
-        await trading(stack, binance, "Main")
+        rb = await connected(binance)
         proposal = await propose(rb, "Main BTC 50 USDT 50")
         approval = await approve(rb, proposal)
         (leg,) = await rb.proposals.legs(proposal.id)
@@ -270,12 +282,12 @@ async def test_a_restart_while_executing_finishes_each_leg_once(
 
 
 async def test_pause_stops_the_legs_not_yet_sent(
-    stacks: MakeStack, servers: dict[str, VenueServer], database: Database, clock: ManualClock
+    connected: Connect,
+    servers: dict[str, VenueServer],
+    clock: ManualClock,
 ) -> None:
     binance = servers["binance"]
-    stack = stacks(binance)
-    rb = rebalancer(stack, database, clock)
-    await trading(stack, binance, "Main")
+    rb = await connected(binance)
     proposal = await propose(rb, "Main BTC 30 ETH 40 USDT 30")
     claimed = await rb.executor.approve(CHAT, proposal.id, proposal.revision)
     assert claimed.proposal is not None
@@ -297,12 +309,12 @@ async def test_pause_stops_the_legs_not_yet_sent(
 
 
 async def test_prices_that_moved_past_the_slippage_requote_instead_of_trading(
-    stacks: MakeStack, servers: dict[str, VenueServer], database: Database, clock: ManualClock
+    connected: Connect,
+    servers: dict[str, VenueServer],
+    clock: ManualClock,
 ) -> None:
     binance = servers["binance"]
-    stack = stacks(binance)
-    rb = rebalancer(stack, database, clock)
-    await trading(stack, binance, "Main")
+    rb = await connected(binance)
     proposal = await propose(rb, "Main BTC 50 USDT 50 slippage 0.5")
     binance.set_price("BTC/USDT", binance.prices["BTC/USDT"].last * Decimal("0.98"))
     clock.advance(seconds=30)  # past the price cache
@@ -316,12 +328,12 @@ async def test_prices_that_moved_past_the_slippage_requote_instead_of_trading(
 
 
 async def test_approve_is_claimed_once_and_only_by_its_chat(
-    stacks: MakeStack, servers: dict[str, VenueServer], database: Database, clock: ManualClock
+    connected: Connect,
+    servers: dict[str, VenueServer],
+    clock: ManualClock,
 ) -> None:
     binance = servers["binance"]
-    stack = stacks(binance)
-    rb = rebalancer(stack, database, clock)
-    await trading(stack, binance, "Main")
+    rb = await connected(binance)
     proposal = await propose(rb, "Main BTC 50 USDT 50")
     foreign = await rb.executor.approve(CHAT + 1, proposal.id, proposal.revision)
     assert foreign.verdict is Verdict.NOT_FOUND
@@ -352,12 +364,10 @@ class SpentElsewhere(BinanceServer):
 
 
 async def test_a_buy_the_venue_cannot_pay_for_is_refused_and_stops_that_venues_buys(
-    stacks: MakeStack, database: Database, clock: ManualClock
+    connected: Connect,
 ) -> None:
     async with SpentElsewhere() as binance:
-        stack = stacks(binance)
-        rb = rebalancer(stack, database, clock)
-        await trading(stack, binance, "Main")
+        rb = await connected(binance)
         proposal = await propose(rb, "Main BTC 30 ETH 40 USDT 30")
         legs = await rb.proposals.legs(proposal.id)
         assert [leg.planned.side for leg in legs] == ["sell", "buy"]
@@ -370,12 +380,11 @@ async def test_a_buy_the_venue_cannot_pay_for_is_refused_and_stops_that_venues_b
 
 
 async def test_buys_shrink_to_what_the_sells_raised(
-    stacks: MakeStack, servers: dict[str, VenueServer], database: Database, clock: ManualClock
+    connected: Connect,
+    servers: dict[str, VenueServer],
 ) -> None:
     binance = servers["binance"]
-    stack = stacks(binance)
-    rb = rebalancer(stack, database, clock)
-    await trading(stack, binance, "Main")
+    rb = await connected(binance)
     proposal = await propose(rb, "Main BTC 30 ETH 40 USDT 30 slippage 0.1")
     binance.book_shape = BookShape(levels=3, gap=Decimal("0.0005"), level_value=Decimal(2000))
     await approve(rb, proposal)
@@ -386,12 +395,11 @@ async def test_buys_shrink_to_what_the_sells_raised(
 
 
 async def test_a_newcomer_holding_only_btc_gets_half_of_it_sold_for_usdt(
-    stacks: MakeStack, servers: dict[str, VenueServer], database: Database, clock: ManualClock
+    connected: Connect,
+    servers: dict[str, VenueServer],
 ) -> None:
     binance = servers["binance"]
-    stack = stacks(binance)
-    rb = rebalancer(stack, database, clock)
-    await trading(stack, binance, "Main")
+    rb = await connected(binance)
     binance.withdraw_funds("demo", "USDT", "12500")
     binance.withdraw_funds("demo", "ETH", "4.182")
     proposal = await propose(rb, "Main BTC 50 USDT 50")
@@ -414,12 +422,10 @@ class LaggingLookups(BinanceServer):
 
 
 async def test_a_lost_order_that_turns_up_later_is_applied_and_reported(
-    stacks: MakeStack, database: Database, clock: ManualClock
+    connected: Connect,
 ) -> None:
     async with LaggingLookups() as binance:
-        stack = stacks(binance)
-        rb = rebalancer(stack, database, clock)
-        await trading(stack, binance, "Main")
+        rb = await connected(binance)
         proposal = await propose(rb, "Main BTC 50 USDT 50")
         binance.lose_next_order_responses(1, 504)
         approval = await approve(rb, proposal)

@@ -11,13 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.exchanges.book import BookLevel, OrderBook
 from bot.rules.rebalance.planner import (
     MIN_TRADE_BUFFER,
     Account,
-    BookLevel,
     LeftOutReason,
     MarketRule,
-    OrderBook,
     PriceSource,
     RebalancePlan,
     estimate_price,

@@ -35,6 +35,8 @@ from typing import Literal
 
 import highspy
 
+from bot.exchanges.book import OrderBook
+
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 #: No leg below the venue minimum × this buffer, so an asset hovering at the band does not
@@ -100,20 +102,6 @@ class Account:
     holdings: Mapping[str, Decimal]  # free amounts by asset: what can be traded
     markets: Mapping[str, MarketRule]  # spot markets by symbol
     blocked: str | None = None  # the caller's reason code why it may not trade; None: it may
-
-
-@dataclass(frozen=True)
-class BookLevel:
-    price: Decimal
-    amount: Decimal
-
-
-@dataclass(frozen=True)
-class OrderBook:
-    """The top of a market's book, best first: bids descending, asks ascending."""
-
-    bids: tuple[BookLevel, ...]
-    asks: tuple[BookLevel, ...]
 
 
 @dataclass(frozen=True)

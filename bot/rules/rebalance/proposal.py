@@ -20,15 +20,14 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from bot.clock import Clock, utc_now
+from bot.exchanges.book import BookLevel, OrderBook
 from bot.exchanges.orders import ORDER_DIALECTS, client_order_id, dialect_of
 from bot.exchanges.pool import ClientPool
 from bot.rules.balance_sweep import BalanceReader, source_of
 from bot.rules.rebalance.drift import Trigger, allocation, sudden_drop
 from bot.rules.rebalance.planner import (
     Account,
-    BookLevel,
     MarketRule,
-    OrderBook,
     RebalancePlan,
     plan_rebalance,
 )

@@ -1,5 +1,6 @@
 """Local venue servers: real HTTP on 127.0.0.1 that ccxt talks to as if it were the exchange."""
 
+from bot.exchanges.book import BookLevel, OrderBook
 from bot.sandbox.exchanges.activity import DemoOrder, DemoPosition, DemoTrade
 from bot.sandbox.exchanges.base import (
     Balance,
@@ -19,9 +20,7 @@ from bot.sandbox.exchanges.coinbase import CoinbaseServer
 from bot.sandbox.exchanges.kraken import KrakenServer
 from bot.sandbox.exchanges.kucoin import KucoinServer
 from bot.sandbox.exchanges.matching import (
-    BookLevel,
     BookShape,
-    OrderBook,
     OrderRejected,
     OrderRules,
     RejectReason,

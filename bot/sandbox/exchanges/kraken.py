@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from bot.exchanges.book import BookLevel
 from bot.sandbox.exchanges.activity import DemoOrder, DemoTrade, TimeInForce, newest_first
 from bot.sandbox.exchanges.base import (
     DEMO_PRICES,
@@ -48,7 +49,7 @@ from bot.sandbox.exchanges.base import (
     VenueError,
     VenueServer,
 )
-from bot.sandbox.exchanges.matching import BookLevel, OrderRejected, OrderRules, RejectReason
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
 
 #: Kraken API keys are 42 random bytes in base64 (56 characters, no padding).
 API_KEY_FORMAT = re.compile(r"[A-Za-z0-9+/]{56}")

@@ -15,6 +15,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Literal
 
+from bot.exchanges.book import BookLevel, OrderBook
 from bot.sandbox.exchanges.activity import OrderType, Side, TimeInForce
 
 #: How a venue treats a client order id it has seen: refuse it for ever (OKX, Bybit, KuCoin,
@@ -63,20 +64,6 @@ class OrderRules:
     price_tick: Decimal = Decimal("1e-8")
     min_amount: Decimal = Decimal(0)
     min_notional: Decimal = Decimal(0)
-
-
-@dataclass(frozen=True)
-class BookLevel:
-    price: Decimal
-    amount: Decimal
-
-
-@dataclass(frozen=True)
-class OrderBook:
-    """Best first: bids descending, asks ascending."""
-
-    bids: tuple[BookLevel, ...]
-    asks: tuple[BookLevel, ...]
 
 
 @dataclass(frozen=True)

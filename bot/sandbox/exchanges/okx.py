@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
+from bot.exchanges.book import BookLevel
 from bot.sandbox.exchanges.activity import (
     DemoOrder,
     DemoTrade,
@@ -58,7 +59,7 @@ from bot.sandbox.exchanges.base import (
     json_response,
     random_alnum,
 )
-from bot.sandbox.exchanges.matching import BookLevel, OrderRejected, OrderRules, RejectReason
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
 from bot.sandbox.exchanges.quote_sized import amount_for_funds
 
 #: OKX refuses a request whose timestamp is further than this from its clock, either way.

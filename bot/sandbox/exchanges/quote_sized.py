@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal
 
-from bot.sandbox.exchanges.matching import OrderBook
+from bot.exchanges.book import OrderBook
 
 
 def amount_for_funds(book: OrderBook, funds: Decimal, step: Decimal) -> Decimal:
