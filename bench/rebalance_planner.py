@@ -28,12 +28,11 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
+from bot.exchanges.book import BookLevel, OrderBook
 from bot.rules.rebalance.planner import (
     MIN_TRADE_BUFFER,
     Account,
-    BookLevel,
     MarketRule,
-    OrderBook,
     RebalancePlan,
     plan_rebalance,
 )
