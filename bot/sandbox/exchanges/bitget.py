@@ -61,8 +61,7 @@ from bot.sandbox.exchanges.base import (
     plain,
     random_alnum,
 )
-from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
-from bot.sandbox.exchanges.quote_sized import amount_for_funds
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason, amount_for_funds
 
 #: How far ``ACCESS-TIMESTAMP`` may be from the server clock, either way.
 TIMESTAMP_WINDOW_MS = 30_000

@@ -57,8 +57,7 @@ from bot.sandbox.exchanges.base import (
     plain,
     random_alnum,
 )
-from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
-from bot.sandbox.exchanges.quote_sized import amount_for_funds
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason, amount_for_funds
 
 DEFAULT_RECV_WINDOW_MS = 5000
 _FUTURE_TOLERANCE_MS = 1000

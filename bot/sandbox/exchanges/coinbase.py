@@ -62,8 +62,7 @@ from bot.sandbox.exchanges.base import (
     VenueServer,
     plain,
 )
-from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
-from bot.sandbox.exchanges.quote_sized import amount_for_funds
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason, amount_for_funds
 
 #: How long ccxt (and Coinbase's own SDKs) make a token live: ``exp = nbf + 120``.
 TOKEN_LIFETIME_S = 120

@@ -51,8 +51,7 @@ from bot.sandbox.exchanges.base import (
     plain,
     random_alnum,
 )
-from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
-from bot.sandbox.exchanges.quote_sized import amount_for_funds
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason, amount_for_funds
 
 TIMESTAMP_TOLERANCE_MS = 5000
 SUCCESS = "200000"

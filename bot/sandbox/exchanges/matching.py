@@ -145,6 +145,21 @@ def market_limit(book: OrderBook, side: Side, amount: Decimal) -> Decimal:
     return levels[-1].price
 
 
+def amount_for_funds(book: OrderBook, funds: Decimal, step: Decimal) -> Decimal:
+    """A market buy sized in the quote (Bybit's default spot market buy, Bitget's only one,
+    KuCoin's ``funds``, Coinbase's ``quote_size``, OKX's ``tgtCcy``): the base amount
+    ``funds`` buy, taking the asks best first, down to a whole number of ``step`` (all of the
+    book if the funds reach past it); the engine counts in the base."""
+    amount, left = Decimal(0), funds
+    for level in book.asks:
+        taken = min(level.amount, left / level.price)
+        amount += taken
+        left -= taken * level.price
+        if left <= 0:
+            break
+    return (amount / step).to_integral_value(rounding=ROUND_FLOOR) * step
+
+
 def time_in_force_of(kind: OrderType, time_in_force: TimeInForce) -> TimeInForce:
     """A market order never rests."""
     return "IOC" if kind == "market" and time_in_force == "GTC" else time_in_force

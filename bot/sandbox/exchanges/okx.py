@@ -59,8 +59,7 @@ from bot.sandbox.exchanges.base import (
     json_response,
     random_alnum,
 )
-from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason
-from bot.sandbox.exchanges.quote_sized import amount_for_funds
+from bot.sandbox.exchanges.matching import OrderRejected, OrderRules, RejectReason, amount_for_funds
 
 #: OKX refuses a request whose timestamp is further than this from its clock, either way.
 TIMESTAMP_TOLERANCE_MS = 30_000
