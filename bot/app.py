@@ -88,6 +88,7 @@ async def open_core(settings: Settings, *, migrate: bool = True) -> Core:
         assert vault is not None  # may_generate: a missing key is created or refused
         if migrate:
             await database.migrate()
+            await ConnectionRepository(database, vault).fill_key_hashes()
     except BaseException:
         await database.dispose()
         raise

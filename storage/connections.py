@@ -33,6 +33,17 @@ class LabelTaken(Exception):
     """The chat already has a connection with this label (compared case-insensitively)."""
 
 
+class KeyInUse(Exception):
+    """This API key is already stored in the chat: in ``role`` of connection ``label``
+    (``same_slot``: the very slot it was offered for, i.e. a rotation to the same key)."""
+
+    def __init__(self, label: str, role: KeyRole, *, same_slot: bool = False) -> None:
+        super().__init__(label)
+        self.label = label
+        self.role = role
+        self.same_slot = same_slot
+
+
 class ConnectionLimitReached(Exception):
     """The chat holds the maximum number of connections."""
 
@@ -167,7 +178,65 @@ class ConnectionRepository:
             f"{role}_api_key": seal(f"{role}_api_key", credentials.api_key),
             f"{role}_secret": seal(f"{role}_secret", credentials.secret),
             f"{role}_passphrase": seal(f"{role}_passphrase", credentials.passphrase),
+            f"{role}_key_hash": self._vault.key_hash(credentials.api_key),
         }
+
+    async def _refuse_reuse(
+        self,
+        conn: AsyncConnection,
+        chat_id: int,
+        api_key: str,
+        slot: tuple[int, KeyRole] | None = None,
+    ) -> None:
+        """KeyInUse if the chat stores this API key anywhere but in ``slot`` (connection,
+        role) being filled — there too, when it is the key already in that slot."""
+        hashes = self._vault.key_hashes(api_key)
+        rows = await conn.execute(
+            select(
+                connections.c.id,
+                connections.c.label,
+                connections.c.read_key_hash,
+                connections.c.trade_key_hash,
+            ).where(connections.c.chat_id == chat_id)
+        )
+        for row in rows:
+            for role in KeyRole:
+                if getattr(row, f"{role}_key_hash") in hashes:
+                    raise KeyInUse(row.label, role, same_slot=slot == (row.id, role))
+
+    async def key_in_use(
+        self, chat_id: int, api_key: str, slot: tuple[int, KeyRole] | None = None
+    ) -> KeyInUse | None:
+        """Where the chat already stores this API key (see ``_refuse_reuse``), before any
+        exchange call is spent on it; the store checks again in its own transaction."""
+        try:
+            async with self._db.begin() as conn:
+                await self._refuse_reuse(conn, chat_id, api_key, slot)
+        except KeyInUse as used:
+            return used
+        return None
+
+    async def fill_key_hashes(self) -> int:
+        """Hash the API keys stored before keyed hashes existed (at start-up, with the master
+        key at hand); how many were filled."""
+        filled = 0
+        async with self._db.begin() as conn:
+            rows = (await conn.execute(select(connections))).all()
+            for row in rows:
+                values = {}
+                for role in KeyRole:
+                    token = getattr(row, f"{role}_api_key")
+                    if token is None or getattr(row, f"{role}_key_hash") is not None:
+                        continue
+                    field = f"{role}_api_key"
+                    api_key = self._vault.decrypt(token, Binding(row.chat_id, row.id, field))
+                    values[f"{role}_key_hash"] = self._vault.key_hash(api_key)
+                if values:
+                    filled += len(values)
+                    await conn.execute(
+                        update(connections).where(connections.c.id == row.id).values(values)
+                    )
+        return filled
 
     async def add(
         self,
@@ -204,6 +273,7 @@ class ConnectionRepository:
                 raise LabelTaken(label)
             if len(existing) >= limit:
                 raise ConnectionLimitReached(limit)
+            await self._refuse_reuse(conn, chat_id, credentials.api_key)
             result = await conn.execute(
                 insert(connections).values(
                     chat_id=chat_id,
@@ -308,6 +378,7 @@ class ConnectionRepository:
         status starts over as Connected. None if the chat owns no such connection.
         """
         async with self._db.begin() as conn:
+            await self._refuse_reuse(conn, chat_id, credentials.api_key, (connection_id, role))
             result = await conn.execute(
                 update(connections)
                 .where(connections.c.id == connection_id, connections.c.chat_id == chat_id)

@@ -1,4 +1,5 @@
-"""Re-encrypt every stored secret under the current master key, in one transaction."""
+"""Re-encrypt every stored secret under the current master key, and re-hash every API key
+(the keyed hashes depend on the master key too), in one transaction."""
 
 from __future__ import annotations
 
@@ -20,13 +21,20 @@ async def rotate_master_key(database: Database, vault: Vault) -> int:
     async with database.begin() as conn:
         changes: dict[int, dict[str, str]] = defaultdict(dict)
         for secret in await database.stored_secrets(conn):
-            if token_key_id(secret.token) == vault.current_key_id:
-                continue
-            plain = vault.decrypt(secret.token, secret.binding)
             where = secret.binding
-            changes[where.connection_id][where.field] = vault.encrypt(plain, where)
+            current = token_key_id(secret.token) == vault.current_key_id
+            if current and not where.field.endswith("_api_key"):
+                continue
+            plain = vault.decrypt(secret.token, where)
+            if where.field.endswith("_api_key"):
+                role = where.field.removesuffix("_api_key")
+                changes[where.connection_id][f"{role}_key_hash"] = vault.key_hash(plain)
+            if not current:
+                changes[where.connection_id][where.field] = vault.encrypt(plain, where)
         for connection_id, values in changes.items():
             await conn.execute(
                 update(connections).where(connections.c.id == connection_id).values(values)
             )
-    return sum(len(values) for values in changes.values())
+    return sum(
+        sum(not field.endswith("_key_hash") for field in values) for values in changes.values()
+    )

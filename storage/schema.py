@@ -106,6 +106,10 @@ connections = Table(
     Column("trade_passphrase", Text, nullable=True),
     Column("read_reminded_at", UTCDateTime(), nullable=True),
     Column("trade_reminded_at", UTCDateTime(), nullable=True),
+    # Keyed hashes of the API keys (Vault.key_hash): the same key twice is found by comparing
+    # these, never by decrypting every row.
+    Column("read_key_hash", String(80), nullable=True),
+    Column("trade_key_hash", String(80), nullable=True),
     Column("last_sync_at", UTCDateTime(), nullable=True),
     Column("last_ok_at", UTCDateTime(), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),

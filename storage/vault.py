@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -84,6 +85,26 @@ class Vault:
         self._current_id = key_id(current)
         self._keys = {key_id(key): AESGCM(key) for key in previous}
         self._keys[self._current_id] = AESGCM(current)
+        # Keyed hashes use a key derived from each master key, never the master key itself.
+        self._hash_keys = {
+            key_id(key): hashlib.sha256(b"coinwarden-key-hash:" + key).digest()
+            for key in (*previous, current)
+        }
+
+    def key_hash(self, value: str) -> str:
+        """A keyed hash of ``value`` (an API key) under the current master key, tagged with
+        its key id: equal API keys compare equal without decrypting anything, and nobody
+        without the master key can test a guess against it."""
+        return self._hash_under(self._current_id, value)
+
+    def key_hashes(self, value: str) -> frozenset[str]:
+        """``value``'s hash under every configured master key (stored hashes made before a
+        rotation still match)."""
+        return frozenset(self._hash_under(kid, value) for kid in self._hash_keys)
+
+    def _hash_under(self, kid: str, value: str) -> str:
+        digest = hmac.new(self._hash_keys[kid], value.encode(), hashlib.sha256).hexdigest()
+        return f"{kid}.{digest}"
 
     @property
     def current_key_id(self) -> str:

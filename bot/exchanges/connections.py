@@ -19,7 +19,7 @@ from bot.exchanges.permissions import PermissionSummary
 from bot.exchanges.pool import ClientPool
 from bot.redaction import SecretRedactor
 from storage.activity import ActivityEntry, ActivityLog
-from storage.connections import ConnectionRecord, ConnectionRepository
+from storage.connections import ConnectionRecord, ConnectionRepository, KeyInUse
 from storage.credentials import Credentials, KeyRole
 
 
@@ -27,8 +27,9 @@ class UnconfirmedWithdrawals(Exception):
     """The venue does not say whether the key may withdraw and the user has not confirmed."""
 
 
-class CannotTrade(Exception):
-    """A key offered as the trade key has no trading permission."""
+class WrongSlot(Exception):
+    """A checked key that does not fit the slot it was offered for: a trade key that cannot
+    trade, or a read key that can."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,14 @@ def first_key_role(venue: Venue, permissions: PermissionSummary) -> KeyRole:
     return KeyRole.READ
 
 
-def fits_role(permissions: PermissionSummary, role: KeyRole) -> bool:
-    """Whether a checked key can serve in ``role`` (a trade key must be able to trade)."""
-    return role is KeyRole.READ or permissions.can_trade
+def fits_role(venue: Venue, permissions: PermissionSummary, role: KeyRole) -> bool:
+    """The one rule for which slot a key may take: the trade slot wants a key that can trade,
+    the read slot a key that cannot (on a futures-only venue every key has futures rights, so
+    any key may read there). The first key of a connection goes where it fits
+    (``first_key_role``)."""
+    if role is KeyRole.TRADE:
+        return permissions.can_trade
+    return venue.requires_derivatives or not permissions.can_trade
 
 
 class ConnectionService:
@@ -115,6 +121,13 @@ class ConnectionService:
     async def has_room(self, chat_id: int) -> bool:
         return await self._repo.count(chat_id) < self._policy.max_per_chat
 
+    async def key_in_use(
+        self, chat_id: int, api_key: str, slot: tuple[int, KeyRole] | None = None
+    ) -> KeyInUse | None:
+        """Where the chat already stores this API key, if anywhere but in ``slot`` being
+        filled (or there, as the key in place): asked before any exchange call."""
+        return await self._repo.key_in_use(chat_id, api_key, slot)
+
     async def label_taken(self, chat_id: int, label: str) -> bool:
         return await self._repo.find_by_label(chat_id, label) is not None
 
@@ -172,15 +185,16 @@ class ConnectionService:
 
         The old key is overwritten only now, after the new one checked out; the connection's
         clients are closed so the next call uses the new key. None if the chat owns no such
-        connection. UnconfirmedWithdrawals / CannotTrade as for /connect.
+        connection. UnconfirmedWithdrawals as for /connect; WrongSlot if the key does not fit
+        ``role``; KeyInUse if the chat stores this API key already.
         """
         if not accepted.permissions.withdraw_known and not withdrawals_confirmed_off:
             raise UnconfirmedWithdrawals
-        if not fits_role(accepted.permissions, role):
-            raise CannotTrade
         before = await self._repo.get(chat_id, connection_id)
         if before is None:
             return None
+        if not fits_role(self.venue_of(before), accepted.permissions, role):
+            raise WrongSlot
         now = self._clock()
         record = await self._repo.replace_key(
             chat_id,

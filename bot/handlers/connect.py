@@ -58,17 +58,18 @@ from bot.handlers.choose import connection_from_args, connection_from_button
 from bot.handlers.commands import COMMANDS
 from bot.handlers.context import services
 from bot.handlers.render import (
-    cannot_trade,
     connected_card,
     diagnosis_text,
     esc,
     key_changed,
     key_entry_prompt,
+    key_in_use,
     refused_withdraw,
     venue_title,
     withdrawals_unknown,
+    wrong_slot,
 )
-from storage.connections import ConnectionLimitReached, ConnectionRecord, LabelTaken
+from storage.connections import ConnectionLimitReached, ConnectionRecord, KeyInUse, LabelTaken
 from storage.credentials import Credentials, KeyRole
 
 PICK_VENUE, LABEL, API_KEY, SECRET, PASSPHRASE, CONFIRM_NO_WITHDRAWALS = range(6)
@@ -358,15 +359,24 @@ async def _check_and_store(
     assert venue is not None and label is not None and draft.api_key and draft.secret
     credentials = Credentials(draft.api_key, draft.secret, passphrase)
     connections = services(context).connections
+    target = draft.target
+    slot = (target.connection_id, target.role) if target is not None else None
+    used = await connections.key_in_use(chat_id, credentials.api_key, slot)
+    if used is not None:  # no exchange call is spent on a key that cannot be stored
+        await context.bot.send_message(
+            chat_id, _unchanged(key_in_use(used, label), target), parse_mode=HTML
+        )
+        return ConversationHandler.END
     status = await context.bot.send_message(
         chat_id, f"🔎 Checking the key with {esc(venue.name)}…", parse_mode=HTML
     )
     result = await connections.check_key(venue, credentials, draft.sandbox)
-    target = draft.target
+    record = await connections.get(chat_id, target.connection_id) if target is not None else None
     unfit = (
         isinstance(result, KeyAccepted)
         and target is not None
-        and not fits_role(result.permissions, target.role)
+        and record is not None
+        and not fits_role(venue, result.permissions, target.role)
     )
     if isinstance(result, KeyAccepted) and not result.permissions.withdraw_known and not unfit:
         draft.pending, draft.confirm_message_id = (credentials, result), status.message_id
@@ -383,8 +393,8 @@ async def _check_and_store(
         )
         return CONFIRM_NO_WITHDRAWALS
     keyboard: InlineKeyboardMarkup | None = None
-    if isinstance(result, KeyAccepted) and unfit:
-        text = _unchanged(cannot_trade(venue, result.permissions, label), target)
+    if isinstance(result, KeyAccepted) and unfit and record is not None and target is not None:
+        text = _unchanged(wrong_slot(venue, result.permissions, record, target.role), target)
     elif isinstance(result, KeyRefused):
         text = _unchanged(refused_withdraw(venue, result.permissions, _retry(draft)), target)
     elif isinstance(result, KeyRejected):
@@ -448,14 +458,17 @@ async def _store(
     hs = services(context)
     if draft.target is not None:
         target = draft.target
-        record = await hs.connections.replace_key(
-            chat_id,
-            target.connection_id,
-            role=target.role,
-            credentials=credentials,
-            accepted=accepted,
-            withdrawals_confirmed_off=confirmed,
-        )
+        try:
+            record = await hs.connections.replace_key(
+                chat_id,
+                target.connection_id,
+                role=target.role,
+                credentials=credentials,
+                accepted=accepted,
+                withdrawals_confirmed_off=confirmed,
+            )
+        except KeyInUse as used:  # stored meanwhile
+            return _unchanged(key_in_use(used, draft.label), target), None
         if record is None:
             return f"<b>{esc(draft.label)}</b> was revoked meanwhile, so nothing was stored.", None
         return key_changed(
@@ -476,6 +489,8 @@ async def _store(
             accepted=accepted,
             withdrawals_confirmed_off=confirmed,
         )
+    except KeyInUse as used:
+        return key_in_use(used, None), None
     except LabelTaken:
         return (
             f"A connection called <b>{esc(draft.label)}</b> was added meanwhile, so nothing was "

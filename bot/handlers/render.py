@@ -19,7 +19,7 @@ from bot.exchanges.permissions import PermissionSummary
 from bot.rules.trading import TradingBlock, trading_block
 from storage.activity import ActivityEntry
 from storage.chats import PauseState
-from storage.connections import ConnectionRecord, ConnectionStatus, KeySlot
+from storage.connections import ConnectionRecord, ConnectionStatus, KeyInUse, KeySlot
 from storage.credentials import KeyRole
 from storage.outbox import Notice, NoticeKind
 
@@ -32,6 +32,8 @@ def esc(text: object) -> str:
 
 
 ROLE_TITLE = {role: name.capitalize() for role, name in ROLE_NAMES.items()}
+#: The card's button that fills an empty slot.
+ADD_KEY = {KeyRole.READ: "➕ Add read-only key", KeyRole.TRADE: "➕ Add trade key"}
 
 STATUS_LOOK = {
     ConnectionStatus.CONNECTED: ("🟢", "Connected"),
@@ -169,9 +171,11 @@ def card_buttons(record: ConnectionRecord) -> InlineKeyboardMarkup:
         [InlineKeyboardButton("🗑 Revoke", callback_data=f"rv:{record.id}")],
     ]
     if record.trade_key is None:
-        rows[1].append(InlineKeyboardButton("➕ Add trade key", callback_data=f"kt:{record.id}"))
+        rows[1].append(
+            InlineKeyboardButton(ADD_KEY[KeyRole.TRADE], callback_data=f"kt:{record.id}")
+        )
     elif record.read_key is None:
-        rows[1].append(InlineKeyboardButton("➕ Add read key", callback_data=f"kr:{record.id}"))
+        rows[1].append(InlineKeyboardButton(ADD_KEY[KeyRole.READ], callback_data=f"kr:{record.id}"))
     return InlineKeyboardMarkup(rows)
 
 
@@ -212,13 +216,13 @@ def connected_card(
             "To let Coinwarden trade later, add a separate <b>trade key</b> (trade on, "
             "withdrawals off). The read key stays for monitoring."
         )
-        button = InlineKeyboardButton("➕ Add trade key", callback_data=f"kt:{record.id}")
+        button = InlineKeyboardButton(ADD_KEY[KeyRole.TRADE], callback_data=f"kt:{record.id}")
     else:
         offer = (
             "This key can trade, so it is kept as the <b>trade key</b> and also used for "
             "reading. Safer: add a <b>read-only key</b> for monitoring."
         )
-        button = InlineKeyboardButton("➕ Add read-only key", callback_data=f"kr:{record.id}")
+        button = InlineKeyboardButton(ADD_KEY[KeyRole.READ], callback_data=f"kr:{record.id}")
     lines += ["", offer, "See it any time with /connections."]
     return "\n".join(lines), InlineKeyboardMarkup([[button]])
 
@@ -233,12 +237,52 @@ def refused_withdraw(venue: Venue, permissions: PermissionSummary, retry: str = 
     )
 
 
-def cannot_trade(venue: Venue, permissions: PermissionSummary, label: str) -> str:
+def wrong_slot(
+    venue: Venue, permissions: PermissionSummary, record: ConnectionRecord, role: KeyRole
+) -> str:
+    """A checked key offered for the slot it does not fit, with advice that leads to the slot
+    it does fit (never a /rotate that would put it in the other one)."""
+    label = esc(record.label)
+    again = (
+        f"send /rotate {label} again"
+        if record.key(role) is not None
+        else f"tap {ADD_KEY[role]} on {label}'s card in /connections again"
+    )
+    seen = f"Permissions I could read: {permission_line(permissions)}"
+    if role is KeyRole.TRADE:
+        return (
+            "⛔ This key cannot <b>trade</b>, so it cannot be the trade key. Nothing was stored."
+            f"\n\n{seen}\n\nMake a key with trading on and withdrawals off:\n"
+            f"{venue.safe_key_howto}\n\nThen {again}."
+        )
+    elsewhere = (
+        f"\n\nOr let this key be the trade key: tap {ADD_KEY[KeyRole.TRADE]} on {label}'s card."
+        if record.trade_key is None
+        else ""
+    )
     return (
-        "⛔ This key cannot <b>trade</b>, so it cannot be the trade key. Nothing was stored.\n\n"
-        f"Permissions I could read: {permission_line(permissions)}\n\n"
-        f"Make a key with trading on and withdrawals off:\n{venue.safe_key_howto}\n\n"
-        f"Then send /rotate {esc(label)} or use the button on its card in /connections."
+        "⛔ This key can <b>trade</b>, so it cannot be the read-only key. Nothing was stored."
+        f"\n\n{seen}\n\nA read key only reads: make one with reading on and trading and "
+        f"withdrawals off:\n{venue.safe_key_howto}\n\nThen {again}.{elsewhere}"
+    )
+
+
+def key_in_use(used: KeyInUse, label: str | None) -> str:
+    """The API key is stored in the chat already: where, and why it cannot go in twice."""
+    name, where = ROLE_NAMES[used.role], esc(used.label)
+    if used.same_slot:
+        return (
+            f"That is the {name} already in place on <b>{where}</b>, so nothing changed. To "
+            "rotate, create a new key on the exchange and paste that one."
+        )
+    if used.label == label:
+        return (
+            f"This is already the {name} of <b>{where}</b>. Its read key and trade key must be "
+            "two different keys, so nothing was stored: create another key on the exchange."
+        )
+    return (
+        f"This API key is already connected here as <b>{where}</b> (its {name}). Nothing was "
+        "stored: one key belongs to one connection, or revoking one would break the other."
     )
 
 

@@ -129,9 +129,9 @@ async def test_a_trading_key_alone_is_the_trade_key_and_also_reads(
         assert "kept as the trade key and also used for reading" in connected
         listed = await card(alice)
         assert "Read key: none, so the trade key is also used for reading" in listed.text
-        assert "Add read key" in " ".join(listed.button_labels())
+        assert "Add read-only key" in " ".join(listed.button_labels())
 
-        await alice.press(listed, "Add read key")
+        await alice.press(listed, "Add read-only key")
         await alice.reply("Add a read key to")
         outcome = await paste_key(alice, world.binance.issue_key())
         assert "now has a read key" in outcome
@@ -166,3 +166,74 @@ async def test_rotation_reminders_come_at_90_days_then_every_30_until_rotated(
         assert "checked out" in await paste_key(alice, world.binance.issue_key())
         assert await remind_after(days=60) == 2  # the new key's clock starts over
         assert await remind_after(days=30) == 3
+
+
+async def test_each_key_lands_in_the_slot_it_fits_and_the_advice_leads_there(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    async with start_bot():
+        read = world.canary_key(read=True)
+        await connect_binance(alice, read)
+        listed = await card(alice)
+
+        await alice.press(listed, "Add trade key")
+        await alice.reply("Add a trade key to")
+        outcome = await paste_key(alice, world.binance.issue_key(DemoPermissions(read=True)))
+        assert "cannot be the trade key" in outcome
+        assert "tap ➕ Add trade key on Main's card in /connections again" in outcome
+        assert "/rotate" not in outcome
+
+        trading = world.binance.issue_key(DemoPermissions(read=True, spot_trade=True))
+        await alice.send("/rotate Main")
+        await alice.reply("New read key for")
+        outcome = await paste_key(alice, trading)
+        assert "can trade, so it cannot be the read-only key" in outcome
+        assert "Or let this key be the trade key: tap ➕ Add trade key on Main's card" in outcome
+        assert "Your current key is unchanged" in outcome
+        listed = await card(alice)
+        assert f"Read key: {read.api_key[:4]}…{read.api_key[-4:]}" in listed.text
+        assert "Trade key: none" in listed.text
+
+        await alice.press(listed, "Add trade key")  # where the advice led
+        await alice.reply("Add a trade key to")
+        assert "now has a trade key" in await paste_key(alice, trading)
+
+
+async def test_one_api_key_is_never_in_two_slots_or_two_connections(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    async with start_bot():
+        trade = world.canary_key(read=True, spot_trade=True)
+        await connect_binance(alice, trade)
+        listed = await card(alice)
+        calls = len(world.binance.request_log)
+
+        await alice.press(listed, "Add read-only key")
+        await alice.reply("Add a read key to")
+        await alice.send(trade.api_key)
+        await alice.reply("Now paste the")
+        await alice.send(trade.secret)
+        refused = await alice.reply("already the trade key of Main")
+        assert "two different keys" in refused.text and "nothing was stored" in refused.text
+
+        await alice.send("/connect")
+        await alice.press(await alice.reply("Which exchange"), "Binance Spot")
+        await alice.reply("Send a short label")
+        await alice.send("Second")
+        await alice.reply("Now paste the")
+        await alice.send(trade.api_key)
+        await alice.reply("Now paste the")
+        await alice.send(trade.secret)
+        twice = await alice.reply("already connected here as Main")
+        assert "one key belongs to one connection" in twice.text
+
+        await alice.send("/rotate Main")
+        await alice.reply("New trade key for")
+        await alice.send(trade.api_key)
+        await alice.reply("Now paste the")
+        await alice.send(trade.secret)
+        same = await alice.reply("already in place on Main")
+        assert "nothing changed" in same.text
+        await alice.send("/connections")
+        assert "Second" not in (await alice.reply()).text
+        assert len(world.binance.request_log) == calls  # refused before any exchange call

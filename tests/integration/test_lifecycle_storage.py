@@ -268,7 +268,7 @@ async def test_due_connections_are_the_never_checked_then_the_longest_waiting(
         limit=10,
         now=T0,
     )
-    overdue = await add(repo, label="overdue", now=T0 - timedelta(hours=1))
+    overdue = await add(repo, label="overdue", credentials=TRADE, now=T0 - timedelta(hours=1))
 
     assert [r.id for r in await repo.due_for_check(T0, 10)] == [never.id, overdue.id]
     assert [r.id for r in await repo.due_for_check(T0 + timedelta(minutes=10), 10)] == [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 from datetime import UTC, datetime
@@ -25,6 +26,12 @@ def vault() -> Vault:
     return Vault(parse_master_key(generate_master_key()))
 
 
+def canary(label: str) -> Credentials:
+    """The canary credentials with an API key of the connection's own (one API key is never
+    stored twice in a chat)."""
+    return dataclasses.replace(CANARY, api_key=f"{CANARY.api_key}{label}")
+
+
 async def add(repo: ConnectionRepository, chat_id: int, label: str, limit: int = 10) -> int:
     record = await repo.add(
         chat_id,
@@ -32,7 +39,7 @@ async def add(repo: ConnectionRepository, chat_id: int, label: str, limit: int =
         venue="binance",
         sandbox=False,
         role=KeyRole.READ,
-        credentials=CANARY,
+        credentials=canary(label),
         permissions="read,noip",
         limit=limit,
         now=NOW,
@@ -45,11 +52,11 @@ async def test_a_stored_key_round_trips_and_is_never_in_clear(
 ) -> None:
     repo = ConnectionRepository(database, vault())
     connection_id = await add(repo, 1001, "Main")
-    assert await repo.credentials(1001, connection_id, KeyRole.READ) == CANARY
+    assert await repo.credentials(1001, connection_id, KeyRole.READ) == canary("Main")
     assert await repo.credentials(1001, connection_id, KeyRole.TRADE) is None
     record = await repo.get(1001, connection_id)
     assert record is not None and record.read_key is not None
-    assert record.read_key.mask == "CANA…cdef"
+    assert record.read_key.mask == "CANA…Main"
     await database.dispose()  # flush WAL into the main file
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("coinwarden.db*"))
     for secret in CANARY.secrets():
@@ -152,10 +159,9 @@ async def test_rotation_re_encrypts_everything_and_round_trips(
     assert await rotate_master_key(database, rotating) == 0  # idempotent
     new_only = open_vault(key_config(tmp_path, new_text), await database.stored_secrets())
     assert new_only is not None
-    assert (
-        await ConnectionRepository(database, new_only).credentials(1001, ids[0], KeyRole.READ)
-        == CANARY
-    )
+    assert await ConnectionRepository(database, new_only).credentials(
+        1001, ids[0], KeyRole.READ
+    ) == canary("a")
     with pytest.raises(MasterKeyError):
         open_vault(key_config(tmp_path, old_text), await database.stored_secrets())
 
