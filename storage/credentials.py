@@ -18,7 +18,10 @@ class KeyRole(StrEnum):
 
 
 def mask(value: str) -> str:
-    """Show a public identifier the way cards do: first 4 … last 4 (never used for secrets)."""
+    """Show a public identifier the way cards do: first 4 … last 4 (never used for secrets).
+    A path-like key name (Coinbase's ``organizations/<org>/apiKeys/<id>``) is shown by its
+    last part, the one that tells its keys apart."""
+    value = value.rstrip("/").rsplit("/", 1)[-1]
     if len(value) <= 10:
         return value[:2] + "…"
     return f"{value[:4]}…{value[-4:]}"

@@ -458,6 +458,8 @@ async def _store(
     hs = services(context)
     if draft.target is not None:
         target = draft.target
+        before = await hs.connections.get(chat_id, target.connection_id)
+        old_slot = before.key(target.role) if before is not None else None
         try:
             record = await hs.connections.replace_key(
                 chat_id,
@@ -478,6 +480,7 @@ async def _store(
             target.replacing,
             accepted.permissions,
             hs.outbound_ips,
+            old_slot.mask if old_slot is not None else None,
         ), None
     try:
         record = await hs.connections.connect(

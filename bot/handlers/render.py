@@ -316,8 +316,10 @@ def key_changed(
     replaced: bool,
     permissions: PermissionSummary,
     outbound_ips: Sequence[str],
+    old_mask: str | None = None,
 ) -> str:
-    """The result of a rotation (with the reminder to delete the old key) or of an added key."""
+    """The result of a rotation (with the reminder to delete the old key, named by its
+    fingerprint) or of an added key."""
     slot = record.key(role)
     assert slot is not None
     name = ROLE_TITLE[role].lower()
@@ -328,10 +330,11 @@ def key_changed(
         lines = [f"✅ {title} now has a {name}."]
     lines += _stored_key(slot, role, venue, permissions, outbound_ips)
     if replaced:
+        old = f" (<code>{esc(old_mask)}</code>)" if old_mask else ""
         lines += [
             "",
-            "The old key is wiped from Coinwarden. <b>Now delete it on the exchange</b>, or it "
-            f"keeps working for anyone who has a copy:\n{venue.delete_key_howto}",
+            f"The old key{old} is wiped from Coinwarden. <b>Now delete it on the exchange</b>, "
+            f"or it keeps working for anyone who has a copy:\n{venue.delete_key_howto}",
         ]
     return "\n".join(lines)
 

@@ -15,17 +15,27 @@ from bot.exchanges.connections import ConnectionService
 from bot.handlers.choose import GONE, connection_from_args, connection_from_button
 from bot.handlers.context import services
 from bot.handlers.rebalance import rebalancing
-from bot.handlers.render import esc, venue_title
+from bot.handlers.render import ROLE_TITLE, esc, venue_title
 from storage.connections import ConnectionRecord
 
 HTML = ParseMode.HTML
 QUESTION = "Which connection do you want to revoke?"
 
 
+def fingerprints(record: ConnectionRecord) -> str:
+    """The connection's keys by masked fingerprint, so the user knows which to delete."""
+    return " · ".join(
+        f"{ROLE_TITLE[role]} <code>{esc(slot.mask)}</code>"
+        for role in record.roles
+        if (slot := record.key(role)) is not None
+    )
+
+
 def _confirmation(record: ConnectionRecord) -> tuple[str, InlineKeyboardMarkup]:
     venue = ConnectionService.venue_of(record)
     text = (
-        f"Revoke <b>{esc(record.label)}</b> ({esc(venue_title(venue, record.sandbox))})?\n\n"
+        f"Revoke <b>{esc(record.label)}</b> ({esc(venue_title(venue, record.sandbox))})?\n"
+        f"{fingerprints(record)}\n\n"
         "Its keys are wiped from Coinwarden right away. This cannot be undone."
     )
     keyboard = InlineKeyboardMarkup(
@@ -83,7 +93,8 @@ async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         await query.edit_message_text(
             f"🗑 <b>{esc(revoked.label)}</b> is revoked: its keys are wiped from Coinwarden."
             f"{gone_alerts}\n\n"
-            f"Finish the job on {esc(venue.name)}: delete {which} there too, so nobody can use "
+            f"Finish the job on {esc(venue.name)}: delete {which} there too "
+            f"({fingerprints(revoked)}), so nobody can use "
             f"{'them' if len(revoked.roles) > 1 else 'it'} anywhere.\n{venue.delete_key_howto}",
             parse_mode=HTML,
         )

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from bot.sandbox.exchanges import DemoKey
 from bot.sandbox.telegram import ChatDriver
 from tests.e2e.conftest import World, connect_binance
 
 pytestmark = pytest.mark.usefixtures("bot")
 
 
-async def connected(world: World, chat: ChatDriver, label: str = "Main") -> None:
-    card = await connect_binance(chat, world.binance.issue_key(), label)
+async def connected(world: World, chat: ChatDriver, label: str = "Main") -> DemoKey:
+    key = world.binance.issue_key()
+    card = await connect_binance(chat, key, label)
     assert "is connected" in card
+    return key
 
 
 async def connection_id(chat: ChatDriver) -> int:
@@ -26,15 +29,19 @@ async def connection_id(chat: ChatDriver) -> int:
 async def test_revoke_by_label_asks_first_then_wipes_the_keys(
     world: World, alice: ChatDriver
 ) -> None:
-    await connected(world, alice)
+    key = await connected(world, alice)
     await alice.send("/revoke main")
     confirm = await alice.reply("Revoke Main")
     await alice.press(confirm, "Keep it")
     assert "Nothing changed" in (await alice.reply()).text
     await alice.send("/revoke Main")
-    await alice.press(await alice.reply("Revoke Main"), "Yes, revoke")
+    confirm = await alice.reply("Revoke Main")
+    fingerprint = f"{key.api_key[:4]}…{key.api_key[-4:]}"
+    assert f"Read key {fingerprint}" in confirm.text
+    await alice.press(confirm, "Yes, revoke")
     done = await alice.reply("revoked")
     assert "keys are wiped" in done.text and "delete the key there too" in done.text
+    assert f"(Read key {fingerprint})" in done.text
     assert "On Binance open Account → API Management, find the key and press Delete." in done.text
     await alice.send("/connections")
     assert "No exchange accounts" in (await alice.reply()).text

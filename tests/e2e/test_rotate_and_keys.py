@@ -38,7 +38,8 @@ async def test_rotate_replaces_the_key_in_place_and_says_to_delete_the_old_one(
         outcome = await paste_key(alice, new)
         assert "checked out and is in place" in outcome
         assert f"{new.api_key[:4]}…{new.api_key[-4:]}" in outcome
-        assert old.api_key[:4] + "…" not in outcome  # the old key is never shown again
+        # The old key is named by its fingerprint, so the user deletes the right one.
+        assert f"The old key ({old.api_key[:4]}…{old.api_key[-4:]}) is wiped" in outcome
         assert "Now delete it on the exchange" in outcome
         assert "Account → API Management" in outcome  # the venue's own hint
         secrets = [
