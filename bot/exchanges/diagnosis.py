@@ -45,6 +45,11 @@ def exchange_message(exc: BaseException) -> str | None:
                     text = value if isinstance(value, str) else "; ".join(map(str, value))
                     break
     text = re.sub(r"https?://\S+", "", text).strip()
+    # ccxt starts its own messages with its id ("kraken EService:Unavailable"): the user
+    # reads the venue's display name beside the message instead.
+    first, _, rest = text.partition(" ")
+    if first in ccxt.exchanges and rest:
+        text = rest.strip()
     if re.search(r"<!doctype|<html", text, re.IGNORECASE):
         # A web page (a gateway's or a 404's): its heading says all a user can use.
         page = re.search(r"<h\d>([^<]+)</h\d>", text, re.IGNORECASE) or re.search(

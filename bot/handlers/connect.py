@@ -399,7 +399,7 @@ async def _check_and_store(
         text = _unchanged(refused_withdraw(venue, result.permissions, _retry(draft)), target)
     elif isinstance(result, KeyRejected):
         text = diagnosis_text(
-            "The key did not pass the check. Nothing was stored.", result.diagnosis
+            "The key did not pass the check. Nothing was stored.", result.diagnosis, venue
         )
         text = _unchanged(f"{text}\n\nSend {esc(_retry(draft))} to try again.", target)
     else:

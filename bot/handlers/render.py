@@ -124,8 +124,17 @@ TRADING_LOOK = {
     None: "✅ allowed",
     TradingBlock.PAUSED: "⏸ paused for this chat (/resume)",
     TradingBlock.NOT_CONNECTED: "⛔ stopped until the connection is Connected again",
-    TradingBlock.NO_TRADE_KEY: "➖ no trade key",
 }
+
+
+def fix_line(fix: str) -> str:
+    """The fix, labelled as one only when there is something to do."""
+    return esc(fix) if fix.startswith("Nothing to do") else f"Fix: {esc(fix)}"
+
+
+def said(venue: Venue, message: str) -> str:
+    """The exchange's own words, under its display name (not ccxt's id)."""
+    return f"{esc(venue.name)} said: <i>{esc(message)}</i>"
 
 
 def status_lines(record: ConnectionRecord, now: datetime) -> list[str]:
@@ -140,9 +149,9 @@ def status_lines(record: ConnectionRecord, now: datetime) -> list[str]:
     if record.status_detail:
         lines.append(f"<i>{esc(record.status_detail)}</i>")
     if record.status_message:
-        lines.append(f"The exchange said: <i>{esc(record.status_message)}</i>")
+        lines.append(said(get_venue(record.venue), record.status_message))
     if record.status_fix:
-        lines.append(f"Fix: {esc(record.status_fix)}")
+        lines.append(fix_line(record.status_fix))
     return lines
 
 
@@ -154,7 +163,8 @@ def connection_card(
     lines += status_lines(record, now)
     for role in KeyRole:
         lines += _key_lines(record, role, now, rotate_after)
-    lines.append(f"Automated trading: {TRADING_LOOK[trading_block(record, pause)]}")
+    if record.trade_key is not None:  # a read-only connection never trades: nothing to say
+        lines.append(f"Automated trading: {TRADING_LOOK[trading_block(record, pause)]}")
     lines.append(f"Last sync: {ago(record.last_ok_at, now)}")
     if record.status is not ConnectionStatus.CONNECTED:
         lines.append(f"Last checked: {ago(record.last_sync_at, now)}")
@@ -349,10 +359,10 @@ def withdrawals_unknown(venue: Venue, permissions: PermissionSummary) -> str:
     )
 
 
-def diagnosis_text(headline: str, diagnosis: Diagnosis) -> str:
-    lines = [f"❌ {esc(headline)}", "", esc(diagnosis.cause), f"Fix: {esc(diagnosis.fix)}"]
+def diagnosis_text(headline: str, diagnosis: Diagnosis, venue: Venue) -> str:
+    lines = [f"❌ {esc(headline)}", "", esc(diagnosis.cause), fix_line(diagnosis.fix)]
     if diagnosis.exchange_message:
-        lines.append(f"The exchange said: <i>{esc(diagnosis.exchange_message)}</i>")
+        lines.append(said(venue, diagnosis.exchange_message))
     return "\n".join(lines)
 
 
@@ -442,18 +452,21 @@ def notice_message(
     if payload.get("cause"):
         lines.append(esc(payload["cause"]))
     if payload.get("exchange_message"):
-        lines.append(f"The exchange said: <i>{esc(payload['exchange_message'])}</i>")
+        lines.append(said(venue, payload["exchange_message"]))
     if payload.get("fix"):
-        lines.append(f"Fix: {esc(payload['fix'])}")
+        lines.append(fix_line(payload["fix"]))
     lines.append("")
+    trading = record.trade_key is not None
     if status is ConnectionStatus.REAUTH:
         lines.append(
-            "Automated trading on this account is stopped. When the key works again I notice "
-            f"by myself; to use a new key, send /rotate {esc(record.label)}."
+            ("Automated trading on this account is stopped. " if trading else "")
+            + "When the key works again I notice by myself; to use a new key, send "
+            f"/rotate {esc(record.label)}."
         )
-    else:
-        lines.append(
-            "Automated trading on this account is paused. I keep checking and tell you when it "
-            "recovers."
-        )
-    return "\n".join(lines), buttons
+        return "\n".join(lines), buttons
+    lines.append(
+        ("Automated trading on this account waits until it recovers. " if trading else "")
+        + "I keep checking and tell you when it recovers."
+    )
+    # An outage has nothing to rotate: Check only.
+    return "\n".join(lines), InlineKeyboardMarkup([buttons.inline_keyboard[0][:1]])

@@ -76,6 +76,14 @@ async def test_transient_failures_flip_to_error_only_on_the_third_then_recover(
         await sweep(app, clock, minutes=10)
         error = alerts(alice, ": Error")
         assert len(error) == 1 and "I keep checking" in error[0]
+        # A read-only connection never trades: no word about it, no "paused" (that is /pause),
+        # and an outage has nothing to rotate.
+        assert "trading" not in error[0] and "paused" not in error[0]
+        assert "Fix: Nothing to do" not in error[0]
+        (shown,) = [m for m in alice.messages if m.from_bot and ": Error" in m.text]
+        assert shown.button_labels() == ["🩺 Check"]
+        if status == 503:
+            assert "Binance Spot said: System is under maintenance." in error[0]
 
         world.binance.fail_next(
             2, status=status
@@ -117,7 +125,7 @@ async def test_a_key_that_gains_the_withdraw_right_is_flagged_at_its_next_permis
         assert "Delete this key on the exchange now" in alert.text
         await alice.send("/connections")
         card = await alice.reply("Status")
-        assert "stopped until the connection is Connected again" in card.text
+        assert "Automated trading" not in card.text  # a read-only connection never trades
 
 
 async def test_a_notice_survives_a_telegram_outage_and_is_sent_once(
