@@ -30,12 +30,14 @@ CLOCK_TOLERANCE_MS = 1000
 
 @dataclass(frozen=True)
 class CheckStep:
-    """``ok`` None means the step could not tell (or was skipped after a failure)."""
+    """``ok`` None means the step could not tell (or was skipped after a failure);
+    ``advice``: it works, but ``fix`` would make it safer (not a failure)."""
 
     name: str
     ok: bool | None
     found: str
     fix: str | None = None
+    advice: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,11 @@ def _ip(summary: PermissionSummary, outbound_ips: Sequence[str]) -> CheckStep:
         return CheckStep(STEP_NAMES[4], True, "the key only works from allowed IPs")
     where = ", ".join(outbound_ips) if outbound_ips else "this server's public IP"
     return CheckStep(
-        STEP_NAMES[4], False, "the key works from any IP", f"Restrict the key to {where}."
+        STEP_NAMES[4],
+        True,
+        "the key works from any IP",
+        f"Restrict the key to {where}.",
+        advice=True,
     )
 
 

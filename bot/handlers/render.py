@@ -375,8 +375,11 @@ def check_report(record: ConnectionRecord, venue: Venue, report: KeyReport) -> s
         "",
     ]
     for step in report.steps:
-        lines.append(f"{STEP_MARK[step.ok]} <b>{esc(step.name)}</b>: {esc(step.found)}")
-        if step.fix and step.ok is False:
+        mark = "⚠️" if step.advice else STEP_MARK[step.ok]
+        lines.append(f"{mark} <b>{esc(step.name)}</b>: {esc(step.found)}")
+        if step.fix and step.advice:
+            lines.append(f"    ↳ Advice: {esc(step.fix)}")
+        elif step.fix and step.ok is False:
             lines.append(f"    ↳ Fix: {esc(step.fix)}")
     icon, status = STATUS_LOOK[report.status]
     lines += ["", f"Status: {icon} {status}"]

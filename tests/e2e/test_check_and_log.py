@@ -29,8 +29,10 @@ async def test_a_healthy_key_passes_every_step(world: World, alice: ChatDriver) 
     assert "✅ Clock in sync" in report
     assert "✅ Key and signature" in report
     assert "✅ Permissions: read-only; withdrawals off" in report
-    assert "❌ IP restriction: the key works from any IP" in report
-    assert "Fix: Restrict the key" in report
+    # A missing IP restriction on a healthy key is advice, not a failure.
+    assert "⚠️ IP restriction: the key works from any IP" in report
+    assert "Advice: Restrict the key to this server's public IP." in report
+    assert "❌" not in report
     assert "✅ Balance read: 3 assets with a balance" in report
     assert "Status: 🟢 Connected" in report
 
@@ -113,3 +115,4 @@ async def test_check_also_asks_the_exchange_about_the_trade_key(
     assert "✅ Key and signature" in report  # the read key is fine…
     assert "❌ Trade key: The exchange did not accept this API key" in report  # …this one not
     assert "Status: 🔴 Re-auth needed" in report
+

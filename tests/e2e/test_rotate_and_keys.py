@@ -238,3 +238,15 @@ async def test_one_api_key_is_never_in_two_slots_or_two_connections(
         await alice.send("/connections")
         assert "Second" not in (await alice.reply()).text
         assert len(world.binance.request_log) == calls  # refused before any exchange call
+
+
+async def test_ip_advice_names_the_configured_outbound_address(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    async with start_bot(outbound_ips=["203.0.113.7"]):
+        card = await connect_binance(alice, world.canary_key(read=True))
+        assert "Restrict the key to: 203.0.113.7" in card
+        await alice.send("/check")
+        report = (await alice.reply("Check of", timeout=10)).text
+        assert "⚠️ IP restriction" in report
+        assert "Advice: Restrict the key to 203.0.113.7." in report
