@@ -115,4 +115,3 @@ async def test_check_also_asks_the_exchange_about_the_trade_key(
     assert "✅ Key and signature" in report  # the read key is fine…
     assert "❌ Trade key: The exchange did not accept this API key" in report  # …this one not
     assert "Status: 🔴 Re-auth needed" in report
-
