@@ -18,6 +18,7 @@ from bot.exchanges.probes import coinbase as coinbase_probe
 from bot.exchanges.probes import kraken as kraken_probe
 from bot.exchanges.probes import kucoin as kucoin_probe
 from bot.exchanges.probes import okx as okx_probe
+from storage.credentials import KeyRole
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class Venue:
     id: str
     name: str
     probe: PermissionProbe
-    safe_key_howto: str
+    # How to create a safe key of each kind on the venue (HTML-safe, at most 250 characters).
+    read_key_howto: str
+    trade_key_howto: str
     # Where the user deletes a key on the exchange (after /revoke or /rotate); HTML-safe text.
     delete_key_howto: str
     needs_passphrase: bool = False
@@ -60,11 +63,15 @@ VENUES: dict[str, Venue] = {
             delete_key_howto=(
                 "On Binance open Account → API Management, find the key and press Delete."
             ),
-            safe_key_howto=(
-                "On Binance open Account → API Management → Create API (system generated). "
-                "Tick only “Enable Reading” (add “Enable Spot &amp; Margin Trading” for a trade "
-                "key), leave “Enable Withdrawals” and “Enable Internal Transfer” off, and "
-                "restrict access to trusted IPs."
+            read_key_howto=(
+                "On Binance: Account → API Management → Create API (system generated). Tick "
+                "only “Enable Reading”; leave “Enable Withdrawals” and “Enable Internal "
+                "Transfer” off; restrict access to trusted IPs."
+            ),
+            trade_key_howto=(
+                "On Binance: Account → API Management → Create API (system generated). Tick "
+                "“Enable Reading” and “Enable Spot &amp; Margin Trading”; leave withdrawals "
+                "and internal transfer off; restrict access to trusted IPs."
             ),
             # Currencies and margin pairs are signed calls we do not need: skip them.
             ccxt_options=MappingProxyType(
@@ -86,12 +93,15 @@ VENUES: dict[str, Venue] = {
             delete_key_howto=(
                 "On Binance open Account → API Management, find the key and press Delete."
             ),
-            safe_key_howto=(
-                "Open your USDⓈ-M Futures account first, then on Binance go to Account → API "
-                "Management → Create API (system generated). Tick “Enable Reading” and “Enable "
-                "Futures” (Binance answers futures requests only for keys that have it, created "
-                "after the futures account was opened). Leave “Enable Withdrawals” and “Enable "
-                "Internal Transfer” off, and restrict access to trusted IPs."
+            read_key_howto=(
+                "Open your USDⓈ-M Futures account first. Then Account → API Management → "
+                "Create API (system generated): tick “Enable Reading” and “Enable Futures”, "
+                "leave withdrawals and internal transfer off, restrict to trusted IPs."
+            ),
+            trade_key_howto=(
+                "Open your USDⓈ-M Futures account first. Then Account → API Management → "
+                "Create API (system generated): tick “Enable Reading” and “Enable Futures”, "
+                "leave withdrawals and internal transfer off, restrict to trusted IPs."
             ),
             # Currencies are a signed /sapi call we do not need. No testnet: ccxt no longer
             # supports Binance's futures testnet (it points to demo trading instead).
@@ -109,13 +119,15 @@ VENUES: dict[str, Venue] = {
                 "On the Coinbase Developer Platform (portal.cdp.coinbase.com) open API Keys, "
                 "open the key's menu and choose Delete."
             ),
-            safe_key_howto=(
-                "On Coinbase open the Developer Platform (portal.cdp.coinbase.com) → API Keys → "
-                "Create API key. Under Advanced Settings choose the ECDSA signature algorithm, "
-                "pick the portfolio, tick only “View” (add “Trade” for a trade key), leave "
-                "“Transfer” off and add this server's IP to the allowlist. Paste the key name "
-                "(organizations/…/apiKeys/…) and then the whole private key, from -----BEGIN EC "
-                "PRIVATE KEY----- to its END line."
+            read_key_howto=(
+                "On portal.cdp.coinbase.com: API Keys → Create API key, Advanced: ECDSA. Tick "
+                "only “View”, leave “Transfer” off, allowlist this server's IP. Paste the key "
+                "name, then the whole private key (BEGIN to END line)."
+            ),
+            trade_key_howto=(
+                "On portal.cdp.coinbase.com: API Keys → Create API key, Advanced: ECDSA. Tick "
+                "“View” and “Trade”, leave “Transfer” off, allowlist this server's IP. Paste "
+                "the key name, then the whole private key (BEGIN to END line)."
             ),
             # Balances from Advanced Trade's own accounts list (ccxt's default is the v2 API).
             ccxt_options=MappingProxyType({"fetchBalance": "v3PrivateGetBrokerageAccounts"}),
@@ -128,12 +140,15 @@ VENUES: dict[str, Venue] = {
             delete_key_howto=(
                 "On Kraken open Settings → API, open the key's menu and choose Delete."
             ),
-            safe_key_howto=(
-                "On Kraken open Settings → API → Create API key. Under Funds tick only “Query "
-                "Funds”; under Orders &amp; Trades tick “Query Open Orders &amp; Trades” and "
-                "“Query Closed Orders &amp; Trades” (add “Create &amp; Modify Orders” and "
-                "“Cancel/Close Orders” for a trade key). Leave “Withdraw Funds” off, and under "
-                "the advanced settings add this server's IP to the IP allowlist."
+            read_key_howto=(
+                "On Kraken: Settings → API → Create API key. Tick only “Query Funds”, “Query "
+                "Open Orders &amp; Trades” and “Query Closed Orders &amp; Trades”; leave "
+                "“Withdraw Funds” off; allowlist this server's IP."
+            ),
+            trade_key_howto=(
+                "On Kraken: Settings → API → Create API key. Tick the three “Query” boxes "
+                "plus “Create &amp; Modify Orders” and “Cancel/Close Orders”; leave “Withdraw "
+                "Funds” off; allowlist this server's IP."
             ),
             # Kraken's budget is a rolling window; ccxt's default leaky bucket makes a key
             # check wait ~5 s for calls Kraken would accept at once.
@@ -149,11 +164,15 @@ VENUES: dict[str, Venue] = {
             delete_key_howto=(
                 "On OKX open your profile menu → API and press Delete next to the key."
             ),
-            safe_key_howto=(
-                "On OKX open your profile menu → API → Create API key (for the testnet: Trade → "
-                "Demo trading, then your profile → Demo trading API). Choose “API trading”, tick "
-                "only “Read” (add “Trade” for a trade key), leave “Withdraw” off, set a "
-                "passphrase you keep, and bind this server's IP address."
+            read_key_howto=(
+                "On OKX: profile → API → Create API key (testnet: Demo trading API). Choose "
+                "“API trading”, tick only “Read”, leave “Withdraw” off, set a passphrase you "
+                "keep, bind this server's IP."
+            ),
+            trade_key_howto=(
+                "On OKX: profile → API → Create API key (testnet: Demo trading API). Choose "
+                "“API trading”, tick “Read” and “Trade”, leave “Withdraw” off, set a "
+                "passphrase you keep, bind this server's IP."
             ),
             # One instrument list (spot) instead of four.
             ccxt_options=MappingProxyType({"fetchMarkets": {"types": ["spot"]}}),
@@ -168,11 +187,15 @@ VENUES: dict[str, Venue] = {
             delete_key_howto=(
                 "On Bitget open your profile → API Management and press Delete next to the key."
             ),
-            safe_key_howto=(
-                "On Bitget open your profile → API Management → Create API Key → "
-                "System-generated API key. Choose a passphrase, select “Read-only” (for a trade "
-                "key: “Read and write” with only Spot trade ticked), leave Withdraw, Transfer and "
-                "Sub-account management unticked, and bind this server's IP address."
+            read_key_howto=(
+                "On Bitget: profile → API Management → Create API Key → System-generated. Set "
+                "a passphrase, select “Read-only”, leave Withdraw, Transfer and Sub-account "
+                "unticked, bind this server's IP."
+            ),
+            trade_key_howto=(
+                "On Bitget: profile → API Management → Create API Key → System-generated. Set "
+                "a passphrase, select “Read and write” with only Spot trade ticked, no "
+                "Withdraw or Transfer, bind this server's IP."
             ),
             # Spot only; markets and tickers from the public v2 lists whatever the account mode.
             ccxt_options=MappingProxyType(
@@ -190,12 +213,15 @@ VENUES: dict[str, Venue] = {
             probe=bybit_probe.probe,
             has_testnet=True,
             delete_key_howto=("On Bybit open Account → API and press Delete next to the key."),
-            safe_key_howto=(
-                "On Bybit open Account → API → Create New Key → System-generated API Keys. "
-                "Choose “Read-Only” (for a trade key: “Read-Write” with only Spot “Trade” "
-                "ticked), leave every Wallet box (Account Transfer, Subaccount Transfer, "
-                "Withdrawal) unticked, and choose “Only IPs with permissions granted” with this "
-                "server's IP address."
+            read_key_howto=(
+                "On Bybit: Account → API → Create New Key → System-generated. Choose "
+                "“Read-Only”, leave every Wallet box unticked, and “Only IPs with permissions "
+                "granted” with this server's IP."
+            ),
+            trade_key_howto=(
+                "On Bybit: Account → API → Create New Key → System-generated. Choose "
+                "“Read-Write” with only Spot “Trade” ticked, leave every Wallet box unticked, "
+                "and allow only this server's IP."
             ),
             # Spot markets only: one instruments-info call instead of four product pages.
             ccxt_options=MappingProxyType(
@@ -213,12 +239,15 @@ VENUES: dict[str, Venue] = {
             delete_key_howto=(
                 "On KuCoin open Account → API Management and press Delete next to the key."
             ),
-            safe_key_howto=(
-                "On KuCoin open Account → API Management → Create API → API Trading. Give it a "
-                "name and an API passphrase (you will paste it here too), tick only “General” "
-                "(add “Spot Trading” for a trade key), leave “Withdrawal”, “Transfer” and "
-                "“Futures” off, and under IP Restriction choose “Yes” with this server's IP "
-                "address."
+            read_key_howto=(
+                "On KuCoin: Account → API Management → Create API → API Trading. Set a "
+                "passphrase (you paste it here too), tick only “General”, leave Withdrawal, "
+                "Transfer and Futures off, restrict to this server's IP."
+            ),
+            trade_key_howto=(
+                "On KuCoin: Account → API Management → Create API → API Trading. Set a "
+                "passphrase (you paste it here too), tick “General” and “Spot Trading” only, "
+                "no Withdrawal or Transfer, restrict to this server's IP."
             ),
             # Spot markets only, and no all-tickers call just to read fee coefficients.
             ccxt_options=MappingProxyType(
@@ -237,3 +266,8 @@ VENUES: dict[str, Venue] = {
 def get_venue(venue_id: str) -> Venue:
     """Look a venue up by ccxt id; KeyError for anything not in the catalogue."""
     return VENUES[venue_id]
+
+
+def key_howto(venue: Venue, role: KeyRole) -> str:
+    """How to make a safe key for ``role`` on ``venue``."""
+    return venue.trade_key_howto if role is KeyRole.TRADE else venue.read_key_howto

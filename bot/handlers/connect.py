@@ -267,7 +267,9 @@ async def receive_label(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
         f"Label: <b>{esc(label)}</b>\n\n"
         f"Now paste the <b>{esc(draft.venue.key_label)}</b>. "
         "I delete your message as soon as it arrives.\n\n"
-        f"💡 {draft.venue.safe_key_howto}",
+        # A first key is usually the read key; the card then offers a trade key, with its own
+        # advice.
+        f"💡 {draft.venue.read_key_howto}",
         parse_mode=HTML,
     )
     return API_KEY
@@ -396,7 +398,8 @@ async def _check_and_store(
     if isinstance(result, KeyAccepted) and unfit and record is not None and target is not None:
         text = _unchanged(wrong_slot(venue, result.permissions, record, target.role), target)
     elif isinstance(result, KeyRefused):
-        text = _unchanged(refused_withdraw(venue, result.permissions, _retry(draft)), target)
+        role = target.role if target is not None else None
+        text = _unchanged(refused_withdraw(venue, result.permissions, _retry(draft), role), target)
     elif isinstance(result, KeyRejected):
         text = diagnosis_text(
             "The key did not pass the check. Nothing was stored.", result.diagnosis, venue

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from bot.exchanges.catalogue import Venue, get_venue
+from bot.exchanges.catalogue import Venue, get_venue, key_howto
 from bot.exchanges.diagnosis import Diagnosis
 from bot.exchanges.health import ROLE_NAMES
 from bot.exchanges.key_diagnosis import KeyReport
@@ -237,12 +237,20 @@ def connected_card(
     return "\n".join(lines), InlineKeyboardMarkup([[button]])
 
 
-def refused_withdraw(venue: Venue, permissions: PermissionSummary, retry: str = "/connect") -> str:
+def refused_withdraw(
+    venue: Venue,
+    permissions: PermissionSummary,
+    retry: str = "/connect",
+    role: KeyRole | None = None,
+) -> str:
+    """A key that can move money out: refused, with how to make a safe one of the kind that
+    was asked for (``role``; on /connect, the kind this key would have been)."""
     what = "withdraw funds" if permissions.withdraw else "transfer funds out of the account"
+    wanted = role or (KeyRole.TRADE if permissions.can_trade else KeyRole.READ)
     return (
         f"⛔ This key can <b>{what}</b>, so I refused it and stored nothing.\n\n"
         "A key that can move money out would let anyone who steals it empty your account. "
-        f"Make a safe key instead:\n{venue.safe_key_howto}\n\n"
+        f"Make a safe key instead:\n{key_howto(venue, wanted)}\n\n"
         f"Then delete the refused key on the exchange and send {esc(retry)} again."
     )
 
@@ -263,7 +271,7 @@ def wrong_slot(
         return (
             "⛔ This key cannot <b>trade</b>, so it cannot be the trade key. Nothing was stored."
             f"\n\n{seen}\n\nMake a key with trading on and withdrawals off:\n"
-            f"{venue.safe_key_howto}\n\nThen {again}."
+            f"{venue.trade_key_howto}\n\nThen {again}."
         )
     elsewhere = (
         f"\n\nOr let this key be the trade key: tap {ADD_KEY[KeyRole.TRADE]} on {label}'s card."
@@ -273,7 +281,7 @@ def wrong_slot(
     return (
         "⛔ This key can <b>trade</b>, so it cannot be the read-only key. Nothing was stored."
         f"\n\n{seen}\n\nA read key only reads: make one with reading on and trading and "
-        f"withdrawals off:\n{venue.safe_key_howto}\n\nThen {again}.{elsewhere}"
+        f"withdrawals off:\n{venue.read_key_howto}\n\nThen {again}.{elsewhere}"
     )
 
 
@@ -315,7 +323,7 @@ def key_entry_prompt(record: ConnectionRecord, venue: Venue, role: KeyRole, repl
         )
     return (
         f"{head}\n\n{body}\n\nPaste the <b>{esc(venue.key_label)}</b>. I delete your message "
-        f"as soon as it arrives. /cancel stops at any time.\n\n💡 {venue.safe_key_howto}"
+        f"as soon as it arrives. /cancel stops at any time.\n\n💡 {key_howto(venue, role)}"
     )
 
 

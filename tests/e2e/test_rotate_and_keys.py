@@ -94,7 +94,9 @@ async def test_a_trade_key_is_added_beside_the_read_key(
         assert "Automated trading" not in listed.text  # nothing can trade yet
 
         await alice.press(listed, "Add trade key")
-        await alice.reply("Add a trade key to")
+        prompt = await alice.reply("Add a trade key to")
+        assert "Enable Spot & Margin Trading" in prompt.text  # trade-key advice, once
+        assert "Tick only" not in prompt.text
         outcome = await paste_key(alice, world.binance.issue_key(DemoPermissions(read=True)))
         assert "cannot <b>trade" not in outcome and "cannot trade" in outcome
 
