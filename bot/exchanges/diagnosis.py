@@ -27,6 +27,9 @@ class Diagnosis:
     final: bool
     exchange_message: str | None = None
     rate_limited: bool = False  # the venue asks us to slow down: no more calls to it for now
+    #: Which pasted value the venue refused ("api_key", "secret", "passphrase"), where it says:
+    #: key entry asks for just that one again.
+    suspect: str | None = None
 
 
 def exchange_message(exc: BaseException) -> str | None:
@@ -91,24 +94,35 @@ def diagnose(exc: BaseException) -> Diagnosis:
     if isinstance(exc, ccxt.AuthenticationError) or (
         isinstance(exc, ccxt.ExchangeError) and (signature or unauthenticated)
     ):
+        suspect: str | None = "api_key"
         if "passphrase" in lowered or "password is incorrect" in lowered:
             cause = "The passphrase does not match this API key."
             fix = "Enter the passphrase you chose when you created this key on the exchange."
+            suspect = "passphrase"
         elif signature:
             cause = "The secret does not match this API key."
             fix = (
                 "Copy the secret again from the exchange (it is shown only once) or make a new key."
             )
+            suspect = "secret"
         elif isinstance(exc, ccxt.PermissionDenied):
             cause = "The key lacks a permission this action needs, or this IP is not allowed."
             fix = "Check the key's permissions and IP allow-list on the exchange."
+            suspect = None
         else:
             cause = "The exchange did not accept this API key: it is wrong, expired or deleted."
             fix = (
                 "Check that you pasted the right key for this exchange; if it was deleted or "
                 "expired, create a new one. If the key is IP-restricted, allow this server's IP."
             )
-        return Diagnosis(ConnectionStatus.REAUTH, cause, fix, final=True, exchange_message=said)
+        return Diagnosis(
+            ConnectionStatus.REAUTH,
+            cause,
+            fix,
+            final=True,
+            exchange_message=said,
+            suspect=suspect,
+        )
     if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
         return Diagnosis(
             ConnectionStatus.ERROR,

@@ -399,11 +399,15 @@ async def _check_and_store(
         text = _unchanged(wrong_slot(venue, result.permissions, record, target.role), target)
     elif isinstance(result, KeyRefused):
         role = target.role if target is not None else None
-        text = _unchanged(refused_withdraw(venue, result.permissions, _retry(draft), role), target)
+        text = refused_withdraw(venue, result.permissions, role=role)
+        return await _ask_again(status, context, draft, "api_key", _unchanged(text, target))
     elif isinstance(result, KeyRejected):
         text = diagnosis_text(
             "The key did not pass the check. Nothing was stored.", result.diagnosis, venue
         )
+        if result.diagnosis.suspect is not None:
+            text = _unchanged(text, target)
+            return await _ask_again(status, context, draft, result.diagnosis.suspect, text)
         text = _unchanged(f"{text}\n\nSend {esc(_retry(draft))} to try again.", target)
     else:
         text, keyboard = await _store(chat_id, context, draft, credentials, result)
@@ -411,6 +415,35 @@ async def _check_and_store(
         text, parse_mode=HTML, disable_web_page_preview=True, reply_markup=keyboard
     )
     return ConversationHandler.END
+
+
+#: The step that asks again for a value the exchange refused.
+ASK_AGAIN = {"api_key": API_KEY, "secret": SECRET, "passphrase": PASSPHRASE}
+
+
+async def _ask_again(
+    status: Message, context: ContextTypes.DEFAULT_TYPE, draft: Draft, suspect: str, text: str
+) -> int:
+    """Keep the flow open at the step of the refused value: the exchange, the label and the
+    values that were right stay (in memory only, like everything half-entered)."""
+    venue = draft.venue
+    assert venue is not None
+    if suspect == "api_key":
+        draft.api_key = draft.secret = None
+        wanted = f"a new <b>{esc(venue.key_label)}</b> (then its {esc(venue.secret_label)})"
+    elif suspect == "secret":
+        draft.secret = None
+        wanted = f"the <b>{esc(venue.secret_label)}</b> again"
+    else:
+        wanted = f"the <b>{esc(venue.passphrase_label)}</b> again"
+    cast(dict, context.user_data)[DRAFT] = draft
+    kept = f"<b>{esc(draft.label)}</b> on {esc(venue_title(venue, draft.sandbox))}"
+    await status.edit_text(
+        f"{text}\n\nPaste {wanted} now; {kept} is kept. /cancel stops.",
+        parse_mode=HTML,
+        disable_web_page_preview=True,
+    )
+    return ASK_AGAIN[suspect]
 
 
 def _unchanged(text: str, target: KeyTarget | None) -> str:

@@ -238,10 +238,7 @@ def connected_card(
 
 
 def refused_withdraw(
-    venue: Venue,
-    permissions: PermissionSummary,
-    retry: str = "/connect",
-    role: KeyRole | None = None,
+    venue: Venue, permissions: PermissionSummary, role: KeyRole | None = None
 ) -> str:
     """A key that can move money out: refused, with how to make a safe one of the kind that
     was asked for (``role``; on /connect, the kind this key would have been)."""
@@ -251,7 +248,7 @@ def refused_withdraw(
         f"⛔ This key can <b>{what}</b>, so I refused it and stored nothing.\n\n"
         "A key that can move money out would let anyone who steals it empty your account. "
         f"Make a safe key instead:\n{key_howto(venue, wanted)}\n\n"
-        f"Then delete the refused key on the exchange and send {esc(retry)} again."
+        "And delete the refused key on the exchange."
     )
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from bot.sandbox.exchanges.base import DemoPermissions
 from bot.sandbox.telegram import ChatDriver
-from tests.e2e.conftest import CANARY_KEY, World, connect_binance
+from tests.e2e.conftest import CANARY_KEY, World, connect_binance, paste_key
 
 pytestmark = pytest.mark.usefixtures("bot")
 
@@ -46,8 +46,21 @@ async def test_a_withdraw_key_is_refused_and_nothing_is_stored(
     text = await connect_binance(alice, key)
     assert "withdraw funds" in text and "stored nothing" in text
     assert "Enable Withdrawals" in text  # how to make a safe key
+    assert "Paste a new API key (then its secret key) now; Main on Binance Spot is kept" in text
+    await alice.send("/cancel")
+    await alice.reply("Cancelled")
     await alice.send("/connections")
     assert "No exchange accounts are connected here yet" in (await alice.reply()).text
+
+
+async def test_after_a_refused_key_only_a_new_key_is_asked_for(
+    world: World, alice: ChatDriver
+) -> None:
+    refused = world.binance.issue_key(DemoPermissions(read=True, withdraw=True))
+    assert "stored nothing" in await connect_binance(alice, refused, "Savings")
+    safe = world.binance.issue_key(DemoPermissions(read=True))
+    outcome = await paste_key(alice, safe)  # no venue, no label again
+    assert "✅ Savings is connected to Binance Spot." in outcome
 
 
 async def test_an_internal_transfer_key_is_refused_too(world: World, alice: ChatDriver) -> None:
@@ -64,8 +77,13 @@ async def test_a_wrong_secret_is_explained_and_nothing_is_stored(
     text = await connect_binance(alice, wrong)
     assert "The secret does not match this API key." in text
     assert "Nothing was stored" in text
-    await alice.send("/connections")
-    assert "No exchange accounts" in (await alice.reply()).text
+    assert "Paste the secret key again now; Main on Binance Spot is kept." in text
+    await alice.send(key.secret)  # just the secret: the key and the label are kept
+    checking = await alice.reply("Checking the key")
+    outcome = await alice.reply(timeout=10)
+    assert outcome.message_id == checking.message_id
+    assert "✅ Main is connected to Binance Spot." in outcome.text
+    assert all(m.deleted for m in alice.messages if not m.from_bot and m.text == key.secret)
 
 
 async def test_an_unknown_key_is_explained(world: World, alice: ChatDriver) -> None:

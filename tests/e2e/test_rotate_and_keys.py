@@ -69,7 +69,9 @@ async def test_a_failed_rotation_keeps_the_old_key_and_says_so(
         outcome = await paste_key(alice, wrong)
         assert "did not pass the check" in outcome and "Nothing was stored" in outcome
         assert "Your current key is unchanged and keeps working." in outcome
-        assert "Send /rotate Main to try again." in outcome
+        assert "Paste the secret key again now; Main on Binance Spot is kept." in outcome
+        await alice.send("/cancel")  # at a key step only a bare command interrupts
+        assert "Your current key is unchanged" in (await alice.reply("Cancelled")).text
 
         risky = world.binance.issue_key(DemoPermissions(read=True, withdraw=True))
         await alice.send("/rotate Main")
@@ -77,6 +79,8 @@ async def test_a_failed_rotation_keeps_the_old_key_and_says_so(
         outcome = await paste_key(alice, risky)
         assert "can <b>withdraw" not in outcome and "can withdraw funds" in outcome
         assert "Your current key is unchanged" in outcome
+        await alice.send("/cancel")
+        await alice.reply("Cancelled")
 
         assert await check_passes(alice)  # still the old key
         assert f"{old.api_key[:4]}…{old.api_key[-4:]}" in (await card(alice)).text

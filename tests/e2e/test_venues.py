@@ -51,6 +51,8 @@ async def test_a_withdraw_key_is_refused(
 ) -> None:
     text = await connect(alice, venue_bot, issue(venue, read=True, withdraw=True))
     assert "withdraw funds" in text and "stored nothing" in text
+    await alice.send("/cancel")
+    await alice.reply("Cancelled")
     await alice.send("/connections")
     assert "No exchange accounts" in (await alice.reply()).text
 
