@@ -325,6 +325,8 @@ async def test_prices_that_moved_past_the_slippage_requote_instead_of_trading(
     assert binance.account("demo").orders == {}
     old = await rb.proposals.get(CHAT, proposal.id)
     assert old is not None and old.status is ProposalStatus.REQUOTED
+    legs = await rb.proposals.legs(proposal.id)
+    assert all(leg.state is LegState.SKIPPED and "moved" in (leg.detail or "") for leg in legs)
 
 
 async def test_approve_is_claimed_once_and_only_by_its_chat(
@@ -441,3 +443,57 @@ async def test_a_lost_order_that_turns_up_later_is_applied_and_reported(
         assert leg.state is LegState.FILLED and leg.filled == order.filled
         assert found[0].status is ProposalStatus.EXECUTED
         assert await rb.executor.reconcile_lost() == []
+
+
+class AnswersLater(BinanceServer):
+    """Binance that loses the answer to an order, then fails the three lookups after it."""
+
+    def place_order(self, *args: Any, **kwargs: Any) -> Any:
+        self.fail_next(3, status=503)
+        self.lose_next_order_responses(1)
+        return super().place_order(*args, **kwargs)
+
+
+async def test_a_leg_nobody_could_look_up_stays_unknown_until_the_venue_answers(
+    connected: Connect,
+) -> None:
+    async with AnswersLater() as binance:
+        rb = await connected(binance)
+        proposal = await propose(rb, "Main BTC 50 USDT 50")
+        approval = await approve(rb, proposal)
+        (leg,) = await rb.proposals.legs(proposal.id)
+        assert leg.state is LegState.UNKNOWN  # not "lost": the venue never said so
+        assert approval.proposal.status is ProposalStatus.EXECUTING
+        assert len(binance.account("demo").orders) == 1
+
+        (finished,) = await rb.executor.resume()  # the minute sweep's turn
+        (leg,) = await rb.proposals.legs(proposal.id)
+        (order,) = binance.account("demo").orders.values()
+        assert leg.state is LegState.FILLED and leg.filled == order.filled
+        assert finished.status is ProposalStatus.EXECUTED
+        assert len(binance.account("demo").orders) == 1  # looked up, never sent again
+
+
+class BookDown(BinanceServer):
+    """Binance whose order book stops answering (while ``down``)."""
+
+    down = False
+
+    def order_book(self, symbol: str, depth: int = 20) -> Any:
+        if self.down:
+            raise self.fault(503)
+        return super().order_book(symbol, depth)
+
+
+async def test_a_book_that_cannot_be_read_at_approval_stops_without_trading(
+    connected: Connect,
+) -> None:
+    async with BookDown() as binance:
+        rb = await connected(binance)
+        proposal = await propose(rb, "Main BTC 50 USDT 50")
+        binance.down = True
+        approval = await approve(rb, proposal)
+        assert approval.verdict is Verdict.STOPPED and "order book" in approval.reason
+        assert binance.account("demo").orders == {}
+        assert approval.proposal.status is ProposalStatus.FAILED
+        assert all(leg.state is LegState.SKIPPED for leg in approval.legs)

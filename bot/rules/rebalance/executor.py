@@ -104,6 +104,15 @@ class _Gone(Exception):
     """The connection or its trade key went away before the order."""
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What looking an order up found: its report; or, without one, whether the venue said
+    it has no such order (``absent``) rather than not answering at all."""
+
+    report: OrderReport | None = None
+    absent: bool = False
+
+
 @dataclass
 class _Funding:
     """What the sells of one connection raised short of plan, by asset: the buys after them
@@ -142,6 +151,8 @@ class Executor:
         self._clock = clock
         self._sleep = sleep
         self._lookup_delays = lookup_delays
+        #: Proposals this process is executing now: a resume leaves them alone.
+        self._running: set[int] = set()
 
     # ----- approval --------------------------------------------------------------------------
 
@@ -163,15 +174,20 @@ class Executor:
         claimed = await self._proposals.claim(chat_id, proposal_id, revision, now)
         if claimed is None:
             return Approval(Verdict.DECIDED, await self._proposals.get(chat_id, proposal_id))
+        self._running.add(claimed.id)  # from the claim on: no resume may take it meanwhile
         return Approval(Verdict.CLAIMED, claimed)
 
     async def execute(self, proposal: Proposal) -> Approval:
         """Re-check, then run the legs of a claimed proposal."""
-        legs = await self._proposals.legs(proposal.id)
-        checked = await self._recheck(proposal, legs)
-        if checked is not None:
-            return checked
-        return await self._run(proposal, legs)
+        self._running.add(proposal.id)
+        try:
+            legs = await self._proposals.legs(proposal.id)
+            checked = await self._recheck(proposal, legs)
+            if checked is not None:
+                return checked
+            return await self._run(proposal, legs)
+        finally:
+            self._running.discard(proposal.id)
 
     async def reject(self, chat_id: int, proposal_id: int, revision: int) -> Approval:
         proposal = await self._proposals.get(chat_id, proposal_id)
@@ -206,9 +222,12 @@ class Executor:
         moved = _plan_moved(legs, result.plan, target.settings.slippage)
         if moved is None:
             return None
-        await self._proposals.finish(
-            proposal.id, ProposalStatus.REQUOTED, self._clock(), note=moved
-        )
+        now = self._clock()
+        for leg in legs:
+            await self._proposals.record(
+                leg.id, LegOutcome(LegState.SKIPPED, detail=f"not sent: {moved}"), now
+            )
+        await self._proposals.finish(proposal.id, ProposalStatus.REQUOTED, now, note=moved)
         try:
             fresh = await self._service.store(target, result, Trigger(proposal.trigger))
         except NoProposal as nothing:
@@ -241,27 +260,34 @@ class Executor:
     # ----- execution -------------------------------------------------------------------------
 
     async def resume(self) -> list[Proposal]:
-        """Finish what a crash or restart left executing: every leg that may have been sent is
-        looked up (never sent again); legs not yet sent are skipped, since the re-check they
-        were approved under is stale. The proposals finished."""
-        finished = []
-        for proposal in await self._proposals.executing():
-            legs = await self._proposals.legs(proposal.id)
+        """Finish what a crash or restart left executing (at start-up, then every minute, for
+        proposals this process is not running): every leg that may have been sent is looked
+        up, never sent again; legs not yet sent are skipped, since the re-check they were
+        approved under is stale. The proposals that reached their end, concurrently (one
+        slow venue does not hold the others up)."""
+        waiting = [p for p in await self._proposals.executing() if p.id not in self._running]
+        ended = await asyncio.gather(*(self._resume(proposal) for proposal in waiting))
+        return [proposal for proposal in ended if proposal is not None]
+
+    async def _resume(self, proposal: Proposal) -> Proposal | None:
+        self._running.add(proposal.id)
+        try:
             now = self._clock()
-            for leg in legs:
+            for leg in await self._proposals.legs(proposal.id):
                 if leg.state is LegState.PLANNED:
                     await self._proposals.record(
                         leg.id,
                         LegOutcome(
                             LegState.SKIPPED,
-                            detail="not sent: the bot restarted during the execution",
+                            detail="not sent: the execution was interrupted (a restart)",
                         ),
                         now,
                     )
             approval = await self._run(proposal, await self._proposals.legs(proposal.id))
-            if approval.proposal is not None:
-                finished.append(approval.proposal)
-        return finished
+        finally:
+            self._running.discard(proposal.id)
+        done = approval.proposal
+        return done if done is not None and done.status.final else None
 
     async def reconcile_lost(self) -> list[Proposal]:
         """Look lost legs up once more (the minute sweep): an order that turns up after all is
@@ -294,7 +320,9 @@ class Executor:
                 await self._activity.record(record.id, *self._pool.drain_calls(record.id))
             if found is None or not found.done:
                 continue
-            await self._settle(leg, found, leg.planned.amount, "found at the exchange after all")
+            await self._settle(
+                leg, Lookup(found), leg.planned.amount, "found at the exchange after all"
+            )
             finished = await self._finish(proposal, proposal.note)
             if finished.proposal is not None:
                 changed[proposal.id] = finished.proposal
@@ -368,13 +396,11 @@ class Executor:
         await self._proposals.mark_sending(leg.id, amount, limit, now)
         dialect = dialect_of(planned.venue)
         side: Side = "buy" if planned.side == "buy" else "sell"
-        report: OrderReport | None = None
         try:
-            report = await place_limit_ioc(
+            placed = await place_limit_ioc(
                 client, dialect, planned.symbol, side, amount, limit, leg.client_order_id
             )
-            if report is None:
-                report = await self._look_up(leg, client, now)
+            lookup = Lookup(placed) if placed is not None else await self._look_up(leg, client, now)
         except OrderRefused as refused:
             await self._proposals.record(
                 leg.id, LegOutcome(LegState.REFUSED, detail=refused.message), self._clock()
@@ -386,12 +412,12 @@ class Executor:
             await self._proposals.record(
                 leg.id, LegOutcome(LegState.UNKNOWN, detail=str(unknown)), self._clock()
             )
-            report = await self._look_up(leg, client, now)
+            lookup = await self._look_up(leg, client, now)
         finally:
             await self._activity.record(record.id, *self._pool.drain_calls(record.id))
-        await self._settle(leg, report, amount, detail)
+        await self._settle(leg, lookup, amount, detail)
         if planned.side == "sell":
-            raised = report.cost if report is not None else Decimal(0)
+            raised = lookup.report.cost if lookup.report is not None else Decimal(0)
             planned_raise = amount * planned.price
             if raised < planned_raise:
                 funding.shortfall[quote] = (
@@ -399,7 +425,8 @@ class Executor:
                 )
 
     async def _resolve(self, proposal: Proposal, leg: Leg) -> None:
-        """A leg that may have been sent: look it up, never resend."""
+        """A leg that may have been sent: look it up, never resend. Without an answer (the
+        venue, or the client, failing) it stays unknown for the next try."""
         record = (
             await self._connections.get(proposal.chat_id, leg.connection_id)
             if leg.connection_id is not None
@@ -416,19 +443,20 @@ class Executor:
             client = await self._pool.client(
                 record, KeyRole.TRADE, partial(self._trade_credentials, record)
             )
-            report = await self._look_up(leg, client, leg.sent_at or self._clock())
+            lookup = await self._look_up(leg, client, leg.sent_at or self._clock())
         except (_Gone, ccxt.BaseError):
-            report = None
+            lookup = Lookup()
         finally:
             await self._activity.record(record.id, *self._pool.drain_calls(record.id))
-        await self._settle(leg, report, leg.planned.amount, None)
+        await self._settle(leg, lookup, leg.planned.amount, None)
 
-    async def _look_up(
-        self, leg: Leg, client: ccxt.Exchange, sent_at: datetime
-    ) -> OrderReport | None:
-        """Find the leg's order by its client id, waiting a little between tries."""
+    async def _look_up(self, leg: Leg, client: ccxt.Exchange, sent_at: datetime) -> Lookup:
+        """Find the leg's order by its client id, waiting a little between tries. Absent only
+        when the venue said so at least on half the tries and never answered otherwise: a
+        lookup that errs proves nothing."""
         since_ms = int(sent_at.timestamp() * 1000) - 60_000
         dialect = dialect_of(leg.planned.venue)
+        said_absent = 0
         for delay in self._lookup_delays:
             if delay:
                 await self._sleep(delay)
@@ -439,24 +467,31 @@ class Executor:
                 )
             except OutcomeUnknown:
                 continue
-            if found is not None and found.done:
-                return found
-        return None
+            if found is None:
+                said_absent += 1
+            elif found.done:
+                return Lookup(found)
+        return Lookup(absent=2 * said_absent >= len(self._lookup_delays))
 
-    async def _settle(
-        self, leg: Leg, report: OrderReport | None, amount: Decimal, detail: str | None
-    ) -> None:
+    async def _settle(self, leg: Leg, lookup: Lookup, amount: Decimal, detail: str | None) -> None:
+        """Record what the venue said of the leg's order: its fills; lost when the venue says
+        it has no such order; still unknown when it did not answer (looked up again later)."""
         now = self._clock()
+        report = lookup.report
         if report is None:
-            await self._proposals.record(
-                leg.id,
-                LegOutcome(
+            if lookup.absent:
+                outcome = LegOutcome(
                     LegState.LOST,
-                    detail="no answer, and the order was not found at the venue after "
-                    f"{len(self._lookup_delays)} lookups; it is treated as not placed",
-                ),
-                now,
-            )
+                    detail="no answer, and the exchange has no such order: it is treated as "
+                    "not placed (looked up again for a day)",
+                )
+            else:
+                outcome = LegOutcome(
+                    LegState.UNKNOWN,
+                    detail="sent, but the exchange has not answered for it yet: looked up "
+                    "again every minute, never sent again",
+                )
+            await self._proposals.record(leg.id, outcome, now)
             return
         if report.filled >= amount:
             state = LegState.FILLED
@@ -484,7 +519,15 @@ class Executor:
         )
 
     async def _finish(self, proposal: Proposal, note: str | None) -> Approval:
+        """The proposal's outcome from its legs, once none is waiting for an answer (until
+        then it stays executing, and the minute sweep looks the rest up)."""
         legs = await self._proposals.legs(proposal.id)
+        if any(not leg.state.final for leg in legs):
+            return Approval(
+                Verdict.EXECUTED,
+                await self._proposals.get(proposal.chat_id, proposal.id),
+                tuple(legs),
+            )
         filled = [leg for leg in legs if leg.state in (LegState.FILLED, LegState.PARTLY)]
         if not filled:
             status = ProposalStatus.FAILED

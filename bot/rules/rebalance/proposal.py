@@ -46,8 +46,9 @@ from storage.targets import Target, TargetRepository
 
 log = logging.getLogger(__name__)
 
-#: Order book levels asked for per traded market.
+#: Order book levels asked for per traded market, and how often a failed read is tried.
 BOOK_DEPTH = 20
+BOOK_TRIES = 2
 
 
 class NoProposal(Exception):
@@ -307,20 +308,28 @@ class RebalancePlanner:
     async def _books(
         self, records: Sequence[ConnectionRecord], plan: RebalancePlan
     ) -> dict[tuple[int, str], OrderBook]:
-        """One public depth call per traded market; a market whose book cannot be read is
-        priced at its last price (the estimate says so)."""
+        """One public depth call per traded market (a second try if it fails). A book that
+        cannot be read stops the plan: priced without it, a re-check would compare prices
+        that were never comparable."""
         by_id = {record.id: record for record in records}
         books: dict[tuple[int, str], OrderBook] = {}
-        for connection_id, symbol in dict.fromkeys(
-            (leg.connection_id, leg.symbol) for leg in plan.legs
-        ):
+        traded = dict.fromkeys((leg.connection_id, leg.symbol) for leg in plan.legs)
+        for connection_id, symbol in traded:
             record = by_id[connection_id]
             client = await self._pool.public(record.venue, record.sandbox)
-            try:
-                raw = await client.fetch_order_book(symbol, BOOK_DEPTH)
-            except ccxt.BaseError as exc:
-                log.warning("no book for %s on %s: %s", symbol, record.venue, type(exc).__name__)
-                continue
+            raw = None
+            for _ in range(BOOK_TRIES):
+                try:
+                    raw = await client.fetch_order_book(symbol, BOOK_DEPTH)
+                    break
+                except ccxt.BaseError as exc:
+                    failure = type(exc).__name__
+            if raw is None:
+                raise NoProposal(
+                    f"The order book of {symbol} on {record.label} could not be read "
+                    f"({failure}), so the orders cannot be priced; nothing was traded. "
+                    "Try again in a minute."
+                )
             books[(connection_id, symbol)] = OrderBook(
                 bids=tuple(BookLevel(_d(p), _d(a)) for p, a, *_ in raw["bids"]),
                 asks=tuple(BookLevel(_d(p), _d(a)) for p, a, *_ in raw["asks"]),

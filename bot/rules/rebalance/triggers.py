@@ -111,8 +111,9 @@ class DriftWatch:
 
 
 class RebalanceSweep:
-    """Every minute: queue the scheduled proposals that are due, expire stale ones, and look
-    lost orders up again (a late fill is applied and reported)."""
+    """Every minute: queue the scheduled proposals that are due, expire stale ones, finish
+    executions nobody is running (legs still waiting for an answer), and look lost orders up
+    again (a late fill is applied and reported)."""
 
     name = "rebalance"
 
@@ -133,7 +134,7 @@ class RebalanceSweep:
     async def run(self) -> None:
         now = self._clock()
         await self._proposals.expire_due(now)
-        found = await self._executor.reconcile_lost()
+        found = [*await self._executor.resume(), *await self._executor.reconcile_lost()]
         if found:
             async with self._db.begin() as conn:
                 for proposal in found:
