@@ -32,6 +32,7 @@ bench: $(STAMP)  ## performance goals, printed as JSON (not part of the tests)
 	$(BIN)/python bench/alert_sweep.py
 	$(BIN)/python bench/alert_delivery.py
 	$(BIN)/python bench/portfolio_refresh.py
+	$(BIN)/python bench/rebalance_planner.py
 	$(BIN)/python bench/execution_faults.py
 
 format: $(STAMP)
