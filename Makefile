@@ -1,8 +1,10 @@
-# Commands for a fresh machine: `make run`, `make sandbox`, `make test`. Each builds its own .venv.
+# Commands for a fresh machine: `make run`, `make sandbox`, `make test`. Each builds its own .venv:
+# run and sandbox install the runtime only; test, lint, format and bench add the dev tools.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
 
 .PHONY: run sandbox test lint format bench clean
 
@@ -12,10 +14,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-run: $(STAMP)  ## run the bot (reads .env; needs COINWARDEN_TELEGRAM_TOKEN)
+$(RUNTIME): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME)
+
+run: $(RUNTIME)  ## run the bot (reads .env; needs COINWARDEN_TELEGRAM_TOKEN)
 	$(BIN)/python -m bot run
 
-sandbox: $(STAMP)  ## try the bot in this terminal: local Telegram and demo exchanges, no token
+sandbox: $(RUNTIME)  ## try the bot in this terminal: local Telegram and demo exchanges, no token
 	$(BIN)/python -m bot sandbox
 
 test: $(STAMP)  ## the whole test suite

@@ -188,6 +188,7 @@ def build_application(
         rotate_after_days=settings.key_rotation_days,
         outbound_ips=tuple(settings.outbound_ips),
         allowed_users=frozenset(settings.allowed_users),
+        database=core.database,
     )
     handlers.register(application)
     return application

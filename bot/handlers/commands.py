@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+
 from telegram import BotCommand
 
 COMMANDS: tuple[tuple[str, str], ...] = (
     ("start", "What Coinwarden does and how it keeps your keys safe"),
     ("connect", "Connect an exchange account with an API key"),
     ("connections", "Your connected accounts and their status"),
+    ("rename", "Give a connection another label: /rename Main Long-term"),
     ("balance", "A connection's balances, valued: /balance [label]"),
     ("portfolio", "All your accounts together, with changes and a chart"),
     ("alert", "Tell me when a balance crosses a line: /alert Main BTC below 0.5"),
@@ -26,6 +29,20 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("cancel", "Stop what you are doing; nothing half-entered is kept"),
     ("help", "All commands"),
 )
+
+
+NAMES = tuple(name for name, _ in COMMANDS)
+#: What traders type from other bots' habits; spelling alone would point elsewhere (status → start).
+ALIASES = {"status": "connections", "stop": "pause", "disconnect": "revoke"}
+
+
+def closest_command(name: str) -> str | None:
+    """The real command a mistyped or unknown one most likely meant; None when none is close."""
+    wanted = name.lower()
+    if wanted in ALIASES:
+        return ALIASES[wanted]
+    found = difflib.get_close_matches(wanted, NAMES, n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 def bot_commands() -> list[BotCommand]:

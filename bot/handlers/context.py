@@ -13,6 +13,7 @@ from bot.exchanges.connections import ConnectionService
 from bot.rules.alert_service import AlertService
 from bot.rules.balance_sweep import BalanceReader
 from storage.chats import ChatRepository
+from storage.database import Database
 from storage.snapshots import SnapshotRepository
 
 SERVICES_KEY = "coinwarden.services"
@@ -30,6 +31,7 @@ class HandlerServices:
     rotate_after_days: int
     outbound_ips: Sequence[str]
     allowed_users: frozenset[int]
+    database: Database  # for the small repositories a handler calls directly (storage.labels)
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> HandlerServices:

@@ -12,18 +12,20 @@ from telegram.constants import ParseMode
 from telegram.ext import BaseHandler, CommandHandler, ContextTypes
 
 from bot.handlers.context import services
+from bot.handlers.dates import when
 
 
 async def pause(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = cast(Message, update.effective_message)
     hs = services(context)
     was = await hs.chats.pause_state(message.chat_id)
-    state = await hs.chats.set_paused(message.chat_id, True, hs.clock())
+    now = hs.clock()
+    state = await hs.chats.set_paused(message.chat_id, True, now)
     assert state.since is not None
     already = "was already" if was.paused else "is now"
     await message.reply_text(
         f"⏸ Automated trading {already} <b>paused</b> for this chat "
-        f"(since {state.since:%Y-%m-%d %H:%M} UTC).\n\n"
+        f"(since {when(state.since, now)}).\n\n"
         "No automated order will be placed on any of your accounts until you send /resume. "
         "Health checks and alerts keep running.",
         parse_mode=ParseMode.HTML,

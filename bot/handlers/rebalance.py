@@ -31,8 +31,8 @@ from telegram.warnings import PTBUserWarning
 from bot.clock import Clock
 from bot.handlers.choose import scope_picker
 from bot.handlers.context import services
+from bot.handlers.dates import when
 from bot.handlers.render import EXPIRED_BUTTON, esc
-from bot.handlers.render_money import when
 from bot.handlers.render_rebalance import (
     NO_TARGET,
     STATUS,

@@ -10,9 +10,9 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.exchanges.catalogue import get_venue
+from bot.handlers.dates import when
 from bot.handlers.layout import format_amount, format_money, format_percent
 from bot.handlers.render import esc, venue_title
-from bot.handlers.render_money import when
 from storage.alerts import AlertRule, AlertState, Condition, Direction, Metric
 from storage.connections import ConnectionRecord, ConnectionStatus
 

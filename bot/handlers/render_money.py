@@ -14,6 +14,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.exchanges.account_reads import Fill, Listing, OpenOrder, Position
 from bot.exchanges.catalogue import Venue
+from bot.handlers.dates import when
 from bot.handlers.layout import format_amount, format_money, format_percent, pre_table
 from bot.handlers.render import esc, venue_title
 from bot.rules.portfolio import Holdings, Portfolio
@@ -22,15 +23,6 @@ from storage.snapshots import Snapshot
 
 REFRESHING = "⏳ refreshing…"
 NO_SNAPSHOT = "No balance read yet."
-
-
-def when(moment: datetime, now: datetime) -> str:
-    """``14:02 UTC`` today, ``4 Dec 14:02 UTC`` this year, with the year otherwise."""
-    if moment.date() == now.date():
-        return f"{moment:%H:%M} UTC"
-    if moment.year == now.year:
-        return f"{moment.day} {moment:%b %H:%M} UTC"
-    return f"{moment.day} {moment:%b %Y %H:%M} UTC"
 
 
 def age(moment: datetime, now: datetime) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.handlers.dates import when
 from bot.handlers.layout import format_amount, format_money, format_percent, pre_table
 from bot.handlers.render import esc
-from bot.handlers.render_money import when
 from bot.rules.rebalance.target_service import TargetView
 from bot.rules.rebalance.targets import describe
 from storage.proposals import Leg, LegState, Proposal, ProposalStatus

@@ -10,6 +10,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.handlers.commands import help_text
 from bot.handlers.context import services
+from bot.handlers.dates import when
 from bot.handlers.render import EXPIRED_BUTTON
 
 WELCOME = (
@@ -30,12 +31,13 @@ WELCOME = (
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = cast(Message, update.effective_message)
-    pause = await services(context).chats.pause_state(message.chat_id)
+    hs = services(context)
+    pause = await hs.chats.pause_state(message.chat_id)
     text = WELCOME
     if pause.paused and pause.since is not None:
         text += (
             f"\n\n⏸ Automated trading is <b>paused</b> in this chat since "
-            f"{pause.since:%Y-%m-%d %H:%M} UTC. Send /resume to restart it."
+            f"{when(pause.since, hs.clock())}. Send /resume to restart it."
         )
     await message.reply_text(text, parse_mode=ParseMode.HTML)
 

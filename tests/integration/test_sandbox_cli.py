@@ -247,7 +247,7 @@ class LiveSandbox:
 
 REAUTH_ALERT = r"bot: 🔴 Main · Binance Spot: Re-auth needed$"
 RECOVERED = r"bot: 🟢 Main · Binance Spot recovered: Connected again"
-SWEEP_NOTE = r"^ +(→ checked Main: |nothing was due: |the scheduled health sweep is running)"
+SWEEP_NOTE = r"^ +(→ checked Main: |nothing was due: |the scheduled balance sweep is running)"
 
 
 def test_a_key_revoked_on_the_exchange_brings_one_alert_and_its_restore_one_recovery(
