@@ -73,7 +73,7 @@ def _command(
     async def command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = cast(Message, update.effective_message)
         record = await connection_from_args(
-            message, services(context).connections, context.args or [], read.action, read.question
+            message, context, context.args or [], read.action, read.question
         )
         if record is not None:
             await reply_long(message, await _text(read, record, context))
@@ -85,7 +85,7 @@ async def read_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     """A picker's choice, or the Orders button under a balance: the read replaces it."""
     query = cast(CallbackQuery, update.callback_query)
     chat_id = cast(Message, query.message).chat_id
-    found = await connection_from_button(query, chat_id, services(context).connections)
+    found = await connection_from_button(query, chat_id, context)
     if found is None:
         return
     action, record = found

@@ -20,18 +20,17 @@ QUESTION = "Which connection's activity do you want to see?"
 async def _render(
     chat_id: int, record: ConnectionRecord, context: ContextTypes.DEFAULT_TYPE
 ) -> str:
-    connections = services(context).connections
+    hs = services(context)
+    connections = hs.connections
     entries = await connections.activity(chat_id, record.id, SHOWN)
     if entries is None:
         return GONE
-    return activity_log(record, connections.venue_of(record), entries)
+    return activity_log(record, connections.venue_of(record), entries, hs.clock())
 
 
 async def log_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = cast(Message, update.effective_message)
-    record = await connection_from_args(
-        message, services(context).connections, context.args or [], "lg", QUESTION
-    )
+    record = await connection_from_args(message, context, context.args or [], "lg", QUESTION)
     if record is not None:
         text = await _render(message.chat_id, record, context)
         await message.reply_text(text, parse_mode=ParseMode.HTML)
@@ -40,7 +39,7 @@ async def log_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 async def log_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = cast(CallbackQuery, update.callback_query)
     chat_id = cast(Message, query.message).chat_id
-    found = await connection_from_button(query, chat_id, services(context).connections)
+    found = await connection_from_button(query, chat_id, context)
     if found is None:
         return
     await query.answer()

@@ -69,9 +69,7 @@ async def read_now(
 async def balance_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = cast(Message, update.effective_message)
     hs = services(context)
-    record = await connection_from_args(
-        message, hs.connections, context.args or [], "bal", QUESTION
-    )
+    record = await connection_from_args(message, context, context.args or [], "bal", QUESTION)
     if record is None:
         return
     warning = None
@@ -91,7 +89,7 @@ async def show_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     the alert stays readable."""
     query = cast(CallbackQuery, update.callback_query)
     message = cast(Message, query.message)
-    found = await connection_from_button(query, message.chat_id, services(context).connections)
+    found = await connection_from_button(query, message.chat_id, context)
     if found is None:
         return
     await query.answer()
@@ -107,7 +105,7 @@ async def refresh_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     then edit the same message with the outcome."""
     query = cast(CallbackQuery, update.callback_query)
     message = cast(Message, query.message)
-    found = await connection_from_button(query, message.chat_id, services(context).connections)
+    found = await connection_from_button(query, message.chat_id, context)
     if found is None:
         return
     record = found[1]

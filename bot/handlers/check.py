@@ -10,7 +10,7 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, CommandHandler, Cont
 
 from bot.handlers.choose import GONE, connection_from_args, connection_from_button
 from bot.handlers.context import services
-from bot.handlers.render import check_report
+from bot.handlers.render import back_to_card, check_report
 
 QUESTION = "Which connection do you want to check?"
 
@@ -27,9 +27,7 @@ async def _run(chat_id: int, connection_id: int, context: ContextTypes.DEFAULT_T
 
 async def check_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = cast(Message, update.effective_message)
-    record = await connection_from_args(
-        message, services(context).connections, context.args or [], "ck", QUESTION
-    )
+    record = await connection_from_args(message, context, context.args or [], "ck", QUESTION)
     if record is not None:
         text = await _run(message.chat_id, record.id, context)
         await message.reply_text(text, parse_mode=ParseMode.HTML)
@@ -38,12 +36,14 @@ async def check_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 async def check_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     query = cast(CallbackQuery, update.callback_query)
     chat_id = cast(Message, query.message).chat_id
-    found = await connection_from_button(query, chat_id, services(context).connections)
+    found = await connection_from_button(query, chat_id, context)
     if found is None:
         return
     await query.answer("Checking…")
     await query.edit_message_text(
-        await _run(chat_id, found[1].id, context), parse_mode=ParseMode.HTML
+        await _run(chat_id, found[1].id, context),
+        parse_mode=ParseMode.HTML,
+        reply_markup=back_to_card(found[1]),
     )
 
 

@@ -548,9 +548,7 @@ async def rotate_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not is_private(update.effective_chat):
         await message.reply_text(PRIVATE_ONLY)
         return ConversationHandler.END
-    record = await connection_from_args(
-        message, services(context).connections, context.args or [], "ro", ROTATE_QUESTION
-    )
+    record = await connection_from_args(message, context, context.args or [], "ro", ROTATE_QUESTION)
     if record is None:
         return ConversationHandler.END
     return await _begin_key_change(message.chat_id, context, record, role=None)
@@ -563,7 +561,7 @@ async def key_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
     if not is_private(update.effective_chat):
         await query.answer(PRIVATE_ONLY, show_alert=True)
         return ConversationHandler.END
-    found = await connection_from_button(query, chat_id, services(context).connections)
+    found = await connection_from_button(query, chat_id, context)
     if found is None:
         return ConversationHandler.END
     action, record = found

@@ -16,6 +16,7 @@ from bot.exchanges.diagnosis import Diagnosis
 from bot.exchanges.health import ROLE_NAMES
 from bot.exchanges.key_diagnosis import KeyReport
 from bot.exchanges.permissions import PermissionSummary
+from bot.handlers.dates import when
 from bot.rules.trading import TradingBlock, trading_block
 from storage.activity import ActivityEntry
 from storage.chats import PauseState
@@ -114,7 +115,7 @@ def _key_lines(record: ConnectionRecord, role: KeyRole, now: datetime, rotate_af
     old = " · 🔁 due for rotation" if age >= rotate_after else ""
     permissions = PermissionSummary.from_flags(slot.permissions)
     return [
-        f"{name}: <code>{esc(slot.mask)}</code> · added {slot.added_at:%Y-%m-%d} "
+        f"{name}: <code>{esc(slot.mask)}</code> · added {when(slot.added_at, now)} "
         f"({ago(slot.added_at, now)}){old}",
         f"    {permission_line(permissions)}",
     ]
@@ -145,7 +146,7 @@ def status_lines(record: ConnectionRecord, now: datetime) -> list[str]:
         if record.failure_streak and record.status_detail:
             lines.append(f"⚠️ The last check failed ({esc(record.status_detail)}); I keep trying.")
         return lines
-    lines = [f"Status: {icon} {status} since {record.status_at:%m-%d %H:%M} UTC"]
+    lines = [f"Status: {icon} {status} since {when(record.status_at, now)}"]
     if record.status_detail:
         lines.append(f"<i>{esc(record.status_detail)}</i>")
     if record.status_message:
@@ -169,6 +170,35 @@ def connection_card(
     if record.status is not ConnectionStatus.CONNECTED:
         lines.append(f"Last checked: {ago(record.last_sync_at, now)}")
     return "\n".join(lines), card_buttons(record)
+
+
+#: Under what a card's button replaced the card with (a check, a kept revoke): the way back.
+def back_to_card(record: ConnectionRecord) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton("« Back to the card", callback_data=f"cc:{record.id}")]]
+    )
+
+
+def connections_summary(
+    records: Sequence[ConnectionRecord],
+) -> tuple[str, InlineKeyboardMarkup]:
+    """/connections with several accounts: one line each (status, label, venue) and a button
+    to open each card."""
+    lines = [f"<b>Your connections</b> ({len(records)})"]
+    for record in records:
+        icon, _ = STATUS_LOOK[record.status]
+        venue = get_venue(record.venue)
+        lines.append(
+            f"{icon} <b>{esc(record.label)}</b> · {esc(venue_title(venue, record.sandbox))}"
+        )
+    lines.append("\nOpen one for its keys, status and buttons.")
+    keyboard = InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(record.label, callback_data=f"cc:{record.id}")]
+            for record in records
+        ]
+    )
+    return "\n".join(lines), keyboard
 
 
 def card_buttons(record: ConnectionRecord) -> InlineKeyboardMarkup:
@@ -391,7 +421,9 @@ def check_report(record: ConnectionRecord, venue: Venue, report: KeyReport) -> s
     return "\n".join(lines)
 
 
-def activity_log(record: ConnectionRecord, venue: Venue, entries: Sequence[ActivityEntry]) -> str:
+def activity_log(
+    record: ConnectionRecord, venue: Venue, entries: Sequence[ActivityEntry], now: datetime
+) -> str:
     title = f"📜 <b>{esc(record.label)}</b> · {esc(venue_title(venue, record.sandbox))}"
     if not entries:
         return f"{title}\nNo activity recorded yet."
@@ -399,7 +431,7 @@ def activity_log(record: ConnectionRecord, venue: Venue, entries: Sequence[Activ
     for entry in entries:
         mark = "✅" if entry.outcome == "ok" else "❌"
         what = esc(entry.endpoint or entry.action)
-        parts = [f"{entry.at:%m-%d %H:%M:%S}", mark, f"<code>{what}</code>"]
+        parts = [when(entry.at, now, seconds=True), mark, f"<code>{what}</code>"]
         if entry.http_status is not None:
             parts.append(str(entry.http_status))
         if entry.latency_ms is not None:
@@ -407,7 +439,7 @@ def activity_log(record: ConnectionRecord, venue: Venue, entries: Sequence[Activ
         if entry.error_class:
             parts.append(esc(entry.error_class))
         lines.append(" ".join(parts))
-    lines += ["", "Times are UTC. Only calls are logged: never keys, headers or bodies."]
+    lines += ["", "Only calls are logged: never keys, headers or bodies."]
     return "\n".join(lines)
 
 

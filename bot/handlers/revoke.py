@@ -15,7 +15,7 @@ from bot.exchanges.connections import ConnectionService
 from bot.handlers.choose import GONE, connection_from_args, connection_from_button
 from bot.handlers.context import services
 from bot.handlers.rebalance import rebalancing
-from bot.handlers.render import ROLE_TITLE, esc, venue_title
+from bot.handlers.render import ROLE_TITLE, back_to_card, esc, venue_title
 from storage.connections import ConnectionRecord
 
 HTML = ParseMode.HTML
@@ -51,9 +51,7 @@ def _confirmation(record: ConnectionRecord) -> tuple[str, InlineKeyboardMarkup]:
 
 async def revoke_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = cast(Message, update.effective_message)
-    record = await connection_from_args(
-        message, services(context).connections, context.args or [], "rv", QUESTION
-    )
+    record = await connection_from_args(message, context, context.args or [], "rv", QUESTION)
     if record is not None:
         text, keyboard = _confirmation(record)
         await message.reply_text(text, parse_mode=HTML, reply_markup=keyboard)
@@ -63,7 +61,7 @@ async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     query = cast(CallbackQuery, update.callback_query)
     chat_id = cast(Message, query.message).chat_id
     connections = services(context).connections
-    found = await connection_from_button(query, chat_id, connections)
+    found = await connection_from_button(query, chat_id, context)
     if found is None:
         return
     action, record = found
@@ -75,7 +73,9 @@ async def revoke_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     elif action == "rvn":
         await query.answer("Nothing changed.")
         await query.edit_message_text(
-            f"Kept <b>{esc(record.label)}</b>. Nothing changed.", parse_mode=HTML
+            f"Kept <b>{esc(record.label)}</b>. Nothing changed.",
+            parse_mode=HTML,
+            reply_markup=back_to_card(record),
         )
     else:
         alerts = await services(context).alerts.rules.count_for_connection(chat_id, connection_id)

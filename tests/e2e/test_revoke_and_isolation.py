@@ -69,9 +69,40 @@ async def test_revoke_without_a_label_lists_the_choices(world: World, alice: Cha
     await connected(world, alice, "Spare")
     await alice.send("/revoke")
     choice = await alice.reply("Which connection")
-    assert choice.button_labels() == ["Main", "Spare"]
+    assert choice.button_labels() == ["Main", "Spare", "Cancel"]
     await alice.press(choice, "Spare")
     assert "Revoke Spare" in (await alice.reply()).text
+
+
+async def test_pickers_cancel_and_a_superseded_one_is_closed(
+    world: World, alice: ChatDriver
+) -> None:
+    await connected(world, alice, "Main")
+    await connected(world, alice, "Spare")
+    await alice.send("/revoke")
+    first = await alice.reply("Which connection")
+    await alice.send("/check")
+    second = await alice.reply("Which connection")
+    await alice.press(first, "Spare")  # the older menu
+    await alice.settle()
+    assert alice.callback_answers[-1].text == "This menu is closed."
+    await alice.press(second, "Cancel")
+    assert "nothing was chosen" in (await alice.reply()).text
+    await alice.send("/connections")
+    summary = await alice.reply("Your connections")
+    assert "🟢 Main · Binance Spot" in summary.text and "🟢 Spare · Binance Spot" in summary.text
+    await alice.press(summary, "Spare")
+    card = await alice.reply("Status")
+    assert card.message_id == summary.message_id and "Spare" in card.text
+    await alice.press(card, "Revoke")
+    await alice.press(await alice.reply("Revoke Spare"), "Keep it")
+    kept = await alice.reply("Kept")
+    await alice.press(kept, "Back to the card")
+    again = await alice.reply("Status")
+    await alice.press(again, "Check")
+    report = await alice.reply("Check of", timeout=10)
+    await alice.press(report, "Back to the card")
+    assert "Status" in (await alice.reply()).text
 
 
 async def test_another_chat_cannot_list_revoke_or_forge_buttons(
