@@ -128,9 +128,6 @@ class ConnectionService:
         filled (or there, as the key in place): asked before any exchange call."""
         return await self._repo.key_in_use(chat_id, api_key, slot)
 
-    async def label_taken(self, chat_id: int, label: str) -> bool:
-        return await self._repo.find_by_label(chat_id, label) is not None
-
     async def connect(
         self,
         chat_id: int,

@@ -256,9 +256,11 @@ async def receive_label(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
     except InputProblem as problem:
         await message.reply_text(f"{problem} Send the label again.")
         return LABEL
-    if await services(context).connections.label_taken(message.chat_id, label):
+    existing = await services(context).connections.find(message.chat_id, label)
+    if existing is not None:  # shown as stored: labels are compared ignoring case
         await message.reply_text(
-            f"You already have a connection called <b>{esc(label)}</b>. Send another label.",
+            f"You already have a connection called <b>{esc(existing.label)}</b>. "
+            "Send another label.",
             parse_mode=HTML,
         )
         return LABEL
@@ -588,7 +590,8 @@ async def _begin_key_change(
                         [
                             InlineKeyboardButton("Read key", callback_data=f"kr:{record.id}"),
                             InlineKeyboardButton("Trade key", callback_data=f"kt:{record.id}"),
-                        ]
+                        ],
+                        [InlineKeyboardButton("Cancel", callback_data="pk:x")],
                     ]
                 ),
             )

@@ -61,7 +61,7 @@ async def test_a_label_already_used_in_the_chat_is_refused(world: World, alice: 
     await alice.press(await alice.reply("Which exchange"), "Binance Spot")
     await alice.reply("label")
     await alice.send("MAIN")
-    assert "already have a connection called MAIN" in (await alice.reply()).text
+    assert "already have a connection called Main." in (await alice.reply()).text  # as stored
     await alice.send("x" * 40)
     assert "too long" in (await alice.reply()).text
 

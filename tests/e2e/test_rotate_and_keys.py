@@ -120,6 +120,7 @@ async def test_a_trade_key_is_added_beside_the_read_key(
 
         await alice.send("/rotate")
         which = await alice.reply("Which key of")
+        assert which.button_labels() == ["Read key", "Trade key", "Cancel"]
         await alice.press(which, "Trade key")
         await alice.reply("New trade key for")
         await alice.send("/cancel")
