@@ -13,8 +13,12 @@ from urllib.parse import urlencode
 
 import pytest
 
+from bot.clock import utc_now
+from bot.exchanges.catalogue import get_venue
+from bot.exchanges.key_check import KeyAccepted, KeyRefused, check_key
 from bot.exchanges.probes.binance import summarize
 from bot.sandbox.exchanges import BinanceServer, DemoKey, DemoPermissions
+from storage.credentials import Credentials
 from tests.integration.venue_client import client_of, raw_request
 
 
@@ -104,3 +108,29 @@ def test_demo_keys_are_64_characters_and_take_a_passphrase_when_asked() -> None:
     assert len(key.api_key) == len(key.secret) == 64
     assert server.issue_key(with_passphrase=True).passphrase
     assert server.set_permissions(key.api_key, withdraw=True).withdraw
+
+
+@pytest.mark.parametrize(
+    ("flags", "outcome", "trade"),
+    [
+        ({"read": True}, KeyAccepted, False),
+        ({"read": True, "spot_trade": True}, KeyAccepted, True),
+        ({"read": True, "withdraw": True}, KeyRefused, False),
+    ],
+)
+async def test_a_spot_testnet_key_is_checked_without_sapi(
+    flags: dict[str, bool], outcome: type, trade: bool
+) -> None:
+    """The spot testnet has no /sapi: its keys are read from /api/v3/account instead."""
+    async with BinanceServer() as server:
+        key = server.issue_key(DemoPermissions(**flags))
+        result = await check_key(
+            get_venue("binance"),
+            Credentials(key.api_key, key.secret),
+            endpoint=server.base_url,
+            sandbox=True,
+            clock=utc_now,
+        )
+        assert isinstance(result, outcome)
+        assert result.permissions.spot_trade is trade
+        assert not [r for r in server.request_log if r.path.startswith("/sapi/")]

@@ -1,4 +1,5 @@
-"""Binance (spot and USDⓈ-M): ``GET /sapi/v1/account/apiRestrictions``."""
+"""Binance (spot and USDⓈ-M): ``GET /sapi/v1/account/apiRestrictions``; on the spot testnet,
+which has no ``/sapi`` (ccxt has no testnet URL for it), ``GET /api/v3/account``."""
 
 from __future__ import annotations
 
@@ -28,6 +29,20 @@ def summarize(payload: dict[str, Any]) -> PermissionSummary:
     )
 
 
+def summarize_testnet_account(payload: dict[str, Any]) -> PermissionSummary:
+    """Map the spot testnet's account flags to a summary. The testnet reports no IP allow-list
+    and no transfer rights; ``canWithdraw`` is honoured anyway (a key that says it can withdraw
+    is refused, even with play money)."""
+    return PermissionSummary(
+        read=True,  # the signed call that produced the payload succeeded
+        spot_trade=bool(payload.get("canTrade")),
+        derivatives_trade=False,
+        withdraw=bool(payload.get("canWithdraw")),
+    )
+
+
 async def probe(exchange: ccxt.Exchange) -> PermissionSummary:
+    if exchange.isSandboxModeEnabled and exchange.id == "binance":
+        return summarize_testnet_account(await exchange.private_get_account())
     payload = await exchange.sapi_get_account_apirestrictions()
     return summarize(payload)
