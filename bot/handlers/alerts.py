@@ -7,7 +7,6 @@ press came from; the guided setup keeps its half-made rule in ``chat_data``, not
 from __future__ import annotations
 
 import re
-import warnings
 from typing import Any, cast
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
@@ -21,9 +20,8 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
-from bot.handlers.choose import scope_picker
+from bot.handlers.choose import guided_setup, scope_picker
 from bot.handlers.context import services
 from bot.handlers.render import EXPIRED_BUTTON, NO_CONNECTIONS, esc
 from bot.handlers.render_alerts import ALL, created_message, describe, rules_message, scope_name
@@ -295,19 +293,7 @@ async def rule_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, Any]]:
-    with warnings.catch_warnings():
-        # Tracked per chat on purpose: the setup checks which message its buttons are on.
-        warnings.filterwarnings("ignore", message=".*per_message=False.*", category=PTBUserWarning)
-        guided = _guided()
-    return [
-        guided,
-        CommandHandler("alerts", alerts_command),
-        CallbackQueryHandler(rule_button, pattern=r"^a[zdykpr]:"),
-    ]
-
-
-def _guided() -> ConversationHandler[ContextTypes.DEFAULT_TYPE]:
-    return ConversationHandler(
+    guided = guided_setup(
         entry_points=[
             CommandHandler("alert", alert_command),
             CallbackQueryHandler(add_button, pattern=r"^an:0$"),
@@ -319,6 +305,10 @@ def _guided() -> ConversationHandler[ContextTypes.DEFAULT_TYPE]:
                 CallbackQueryHandler(guided_button, pattern=r"^ag:x$"),
             ],
         },
-        fallbacks=[CommandHandler("cancel", guided_cancel)],
-        allow_reentry=True,
+        cancel=guided_cancel,
     )
+    return [
+        guided,
+        CommandHandler("alerts", alerts_command),
+        CallbackQueryHandler(rule_button, pattern=r"^a[zdykpr]:"),
+    ]

@@ -7,11 +7,20 @@ press came from, so a forged or foreign id finds nothing.
 from __future__ import annotations
 
 import re
+import warnings
+from collections.abc import Callable, Coroutine
 from typing import Any, cast
 
 from telegram import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ParseMode
-from telegram.ext import BaseHandler, CallbackQueryHandler, ContextTypes
+from telegram.ext import (
+    BaseHandler,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+)
+from telegram.warnings import PTBUserWarning
 
 from bot.handlers.context import services
 from bot.handlers.render import EXPIRED_BUTTON, NO_CONNECTIONS, esc
@@ -109,3 +118,21 @@ async def cancel_picker(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
     return [CallbackQueryHandler(cancel_picker, pattern=r"^pk:x$")]
+
+
+def guided_setup(
+    entry_points: list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, Any]],
+    states: dict[object, list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, Any]]],
+    cancel: Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, int]],
+) -> ConversationHandler[ContextTypes.DEFAULT_TYPE]:
+    """A guided setup (alerts, rebalancing): a conversation per chat that /cancel ends and its
+    entry points restart. Tracked per chat on purpose: each setup checks which message its
+    buttons are on, so PTB's per_message advice does not apply."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*per_message=False.*", category=PTBUserWarning)
+        return ConversationHandler(
+            entry_points=entry_points,
+            states=states,
+            fallbacks=[CommandHandler("cancel", cancel)],
+            allow_reentry=True,
+        )

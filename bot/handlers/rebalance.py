@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -26,10 +25,9 @@ from telegram.ext import (
     MessageHandler,
     filters,
 )
-from telegram.warnings import PTBUserWarning
 
 from bot.clock import Clock
-from bot.handlers.choose import scope_picker
+from bot.handlers.choose import guided_setup, scope_picker
 from bot.handlers.context import services
 from bot.handlers.dates import when
 from bot.handlers.render import EXPIRED_BUTTON, esc
@@ -517,25 +515,21 @@ async def guided_cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> i
 
 
 def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, Any]]:
-    with warnings.catch_warnings():
-        # Tracked per chat on purpose: the setup checks which message its buttons are on.
-        warnings.filterwarnings("ignore", message=".*per_message=False.*", category=PTBUserWarning)
-        guided = ConversationHandler(
-            entry_points=[
-                CommandHandler("rebalance", rebalance_command),
-                CallbackQueryHandler(target_button, pattern=r"^rt:"),
+    guided = guided_setup(
+        entry_points=[
+            CommandHandler("rebalance", rebalance_command),
+            CallbackQueryHandler(target_button, pattern=r"^rt:"),
+        ],
+        states={
+            SCOPE: [CallbackQueryHandler(guided_button, pattern=r"^rg:")],
+            WEIGHTS: [
+                MessageHandler(filters.TEXT & ~filters.COMMAND, guided_weights),
+                CallbackQueryHandler(guided_button, pattern=r"^rg:"),
             ],
-            states={
-                SCOPE: [CallbackQueryHandler(guided_button, pattern=r"^rg:")],
-                WEIGHTS: [
-                    MessageHandler(filters.TEXT & ~filters.COMMAND, guided_weights),
-                    CallbackQueryHandler(guided_button, pattern=r"^rg:"),
-                ],
-                OPTIONS: [CallbackQueryHandler(guided_button, pattern=r"^rg:")],
-            },
-            fallbacks=[CommandHandler("cancel", guided_cancel)],
-            allow_reentry=True,
-        )
+            OPTIONS: [CallbackQueryHandler(guided_button, pattern=r"^rg:")],
+        },
+        cancel=guided_cancel,
+    )
     return [guided, CallbackQueryHandler(proposal_button, pattern=r"^r[prd]:")]
 
 
