@@ -24,7 +24,7 @@ from bot.exchanges.book import BookLevel, OrderBook
 from bot.exchanges.orders import ORDER_DIALECTS, client_order_id, dialect_of
 from bot.exchanges.pool import ClientPool
 from bot.rules.balance_sweep import BalanceReader, source_of
-from bot.rules.rebalance.drift import Trigger, allocation, sudden_drop
+from bot.rules.rebalance.drift import Trigger, sudden_drop
 from bot.rules.rebalance.planner import (
     Account,
     MarketRule,
@@ -440,13 +440,3 @@ class ProposalService:
             now=now,
             expires_at=now + self._ttl,
         )
-
-
-def current_allocation(result: PlanResult, weights: Mapping[str, Decimal]) -> dict[str, Decimal]:
-    """The scope's allocation now, from the reads a plan was made of."""
-    values: dict[str, Decimal] = {}
-    for read in result.snapshots.values():
-        for asset, held in read.assets.items():
-            if held.value is not None:
-                values[asset] = values.get(asset, Decimal(0)) + held.value
-    return allocation(values, weights)
