@@ -18,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -119,6 +120,13 @@ connections = Table(
     # The permission probe (withdraw drift) runs on its own, slower cadence.
     Column("next_permission_check_at", UTCDateTime(), nullable=True),
     UniqueConstraint("chat_id", "label", name="uq_connections_chat_label"),
+)
+# Labels are unique per chat ignoring case (migration 0007); the code compares with casefold.
+Index(
+    "uq_connections_chat_label_ci",
+    connections.c.chat_id,
+    func.lower(connections.c.label),
+    unique=True,
 )
 
 activity = Table(

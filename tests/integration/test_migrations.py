@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, insert, text
+from sqlalchemy.exc import IntegrityError
 
 from storage.connections import ConnectionRepository, ConnectionStatus
 from storage.credentials import Credentials, KeyRole
 from storage.database import MIGRATIONS, Database
-from storage.schema import metadata
+from storage.schema import chats, connections, metadata
 from storage.vault import Binding, Vault, generate_master_key, parse_master_key
 
 NOW = datetime(2026, 8, 1, 9, 30, tzinfo=UTC)
@@ -63,9 +65,33 @@ async def test_a_0001_database_upgrades_and_its_connection_is_due_for_a_health_c
     await database.dispose()
 
 
+# Alembic cannot compare expression indexes (the label index below is checked on its own).
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression")
 async def test_the_migrations_build_exactly_the_declared_schema(database: Database) -> None:
     def differences(sync_connection: Connection) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(sync_connection), metadata))
 
     async with database.begin() as conn:
         assert await conn.run_sync(differences) == []
+
+
+async def test_the_database_refuses_a_second_label_that_differs_only_in_case(
+    database: Database,
+) -> None:
+    """Two writers that both passed the repository's casefold check cannot both insert."""
+    now = datetime.now(UTC)
+    row = {"venue": "binance", "status": "connected", "status_at": now}
+    async with database.begin() as conn:
+        await conn.execute(insert(chats).values(id=7, created_at=now))
+        await conn.execute(
+            insert(connections).values(
+                chat_id=7, label="Main", created_at=now, updated_at=now, **row
+            )
+        )
+    with pytest.raises(IntegrityError):
+        async with database.begin() as conn:
+            await conn.execute(
+                insert(connections).values(
+                    chat_id=7, label="MAIN", created_at=now, updated_at=now, **row
+                )
+            )
