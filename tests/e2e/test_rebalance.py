@@ -111,15 +111,14 @@ async def test_another_chat_paused_chat_or_expired_proposal_trades_nothing(
 
         await mallory.send("/start")
         await mallory.reply()
-        await mallory.press(mallory.messages[-1], data=data)  # forged: alice's proposal id
-        await mallory.settle()
-        assert "not here" in mallory.callback_answers[-1].text
+        # forged: alice's proposal id
+        answer = await mallory.answer(await mallory.press(mallory.messages[-1], data=data))
+        assert "not here" in answer.text
 
         await alice.send("/pause")
         await alice.reply("paused")
-        await alice.press(proposal, "Approve")
-        await alice.settle()
-        assert "paused" in alice.callback_answers[-1].text
+        answer = await alice.answer(await alice.press(proposal, "Approve"))
+        assert "paused" in answer.text
         await alice.send("/resume")
         await alice.reply()
 

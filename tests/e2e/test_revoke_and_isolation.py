@@ -57,9 +57,9 @@ async def test_revoke_from_the_card_button(world: World, alice: ChatDriver) -> N
     yes = confirm.buttons[0][0].data
     await alice.press(confirm, "Yes, revoke")
     await alice.reply("revoked")
-    await alice.press(confirm, data=yes)  # a second tap, e.g. from a laggy client
-    await alice.settle()
-    assert alice.callback_answers[-1].text == "That connection is not here any more."
+    # a second tap, e.g. from a laggy client
+    answer = await alice.answer(await alice.press(confirm, data=yes))
+    assert answer.text == "That connection is not here any more."
 
 
 async def test_revoke_without_a_label_lists_the_choices(world: World, alice: ChatDriver) -> None:
@@ -83,9 +83,8 @@ async def test_pickers_cancel_and_a_superseded_one_is_closed(
     first = await alice.reply("Which connection")
     await alice.send("/check")
     second = await alice.reply("Which connection")
-    await alice.press(first, "Spare")  # the older menu
-    await alice.settle()
-    assert alice.callback_answers[-1].text == "This menu is closed."
+    answer = await alice.answer(await alice.press(first, "Spare"))  # the older menu
+    assert answer.text == "This menu is closed."
     await alice.press(second, "Cancel")
     assert "nothing was chosen" in (await alice.reply()).text
     await alice.send("/connections")
@@ -94,6 +93,14 @@ async def test_pickers_cancel_and_a_superseded_one_is_closed(
     await alice.press(summary, "Spare")
     card = await alice.reply("Status")
     assert card.message_id == summary.message_id and "Spare" in card.text
+
+
+# Its own test (a chat of its own): one chat's bot messages stay within Telegram's flood limit
+# for a chat, which the local server enforces (the driver taps faster than any person).
+async def test_keep_it_and_check_lead_back_to_the_card(world: World, alice: ChatDriver) -> None:
+    await connected(world, alice, "Spare")
+    await alice.send("/connections")
+    card = await alice.reply("Status")
     await alice.press(card, "Revoke")
     await alice.press(await alice.reply("Revoke Spare"), "Keep it")
     kept = await alice.reply("Kept")

@@ -124,6 +124,27 @@ class ChatDriver:
                 )
             await self._api.activity.wait(remaining)
 
+    async def answer(
+        self,
+        query_id: str,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> CallbackAnswer:
+        """The bot's answer to the button press ``query_id`` (what ``press`` returned), once it
+        has answered: a toast or alert, however long the bot took."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for answer in self._chat.callback_answers:
+                if answer.query_id == query_id:
+                    return answer
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"the bot did not answer the button press within {timeout}s\n"
+                    f"{self.transcript()}"
+                )
+            await self._api.activity.wait(remaining)
+
     async def settle(
         self,
         quiet: float = 0.3,
