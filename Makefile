@@ -42,6 +42,7 @@ bench: $(STAMP)  ## performance goals, printed as JSON (not part of the tests)
 	$(BIN)/python bench/portfolio_refresh.py
 	$(BIN)/python bench/rebalance_planner.py
 	$(BIN)/python bench/execution_faults.py
+	$(BIN)/python bench/workers.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -85,6 +85,7 @@ from storage.chats import ChatRepository
 from storage.connections import ConnectionRepository
 from storage.credentials import Credentials, KeyRole
 from storage.database import Database
+from storage.leases import DEFAULT_LENGTH, LeaseKeeper, default_owner
 from storage.proposals import Leg, LegState, Proposal, ProposalRepository, ProposalStatus
 from storage.snapshots import SnapshotRepository
 from storage.targets import TargetRepository
@@ -559,6 +560,9 @@ async def run(seed: int, chat_count: int, rounds: int, crash_round: int) -> dict
             await bot.close()
 
             bot = Bot(data / "bot.db", master_key, endpoints)  # the restarted process
+            # A restarted poller frees what its dead predecessor leased (the pollers table,
+            # storage.leases.take_poller); here both have this process's owner id.
+            await LeaseKeeper(bot.database, default_owner(), DEFAULT_LENGTH, utc_now).release_all()
             clock_resume = time.monotonic()
             resumed = await bot.executor.resume()
             restart["resume_s"] = round(time.monotonic() - clock_resume, 1)

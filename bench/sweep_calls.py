@@ -29,24 +29,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import re
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from venues import PATHS, SIGNED, Issued, classify, compact, issue, peak_rss_mb, venue_servers
+
 from bot.clock import utc_now
 from bot.config import DEFAULT_SYNC_SECONDS, Settings
-from bot.exchanges.catalogue import get_venue
 from bot.exchanges.connections import ConnectionPolicy, ConnectionService
 from bot.exchanges.health import HealthPolicy
 from bot.exchanges.pool import ClientPool, MarketKey
@@ -56,7 +54,7 @@ from bot.rules import alert_evaluation
 from bot.rules.alert_evaluation import AlertEvaluator
 from bot.rules.balance_sweep import BalanceReader, BalanceSweep
 from bot.rules.throttle import VenueBudgets, VenueThrottle
-from bot.sandbox.exchanges import SERVERS, DemoPermissions, VenueServer
+from bot.sandbox.exchanges import SERVERS, VenueServer
 from storage.activity import ActivityLog
 from storage.alerts import AlertRepository, AlertState, Condition, Direction, Metric
 from storage.chats import ChatRepository
@@ -94,73 +92,6 @@ PERMISSION_PERIOD = timedelta(seconds=Settings.model_fields["permission_check_se
 MAX_PER_CHAT = Settings.model_fields["max_connections_per_chat"].default
 TIMEOUT_MS = 60_000  # a busy 2-core machine is slow, not broken
 
-#: What each venue is asked for, by path. Signed: the balance read, the account setup ccxt does
-#: once per client (account mode), the permission probe. Public: tickers, market lists.
-PATHS: dict[str, dict[str, set[str]]] = {
-    "binance": {
-        "balance": {"/api/v3/account"},
-        "probe": {"/sapi/v1/account/apiRestrictions"},
-        "ticker": {"/api/v3/ticker/price"},
-        "markets": {"/api/v3/exchangeInfo"},
-    },
-    "binanceusdm": {
-        "balance": {"/fapi/v3/account"},
-        "probe": {"/sapi/v1/account/apiRestrictions"},
-        "ticker": {"/fapi/v2/ticker/price"},
-        "markets": {"/fapi/v1/exchangeInfo"},
-    },
-    "bitget": {
-        "balance": {"/api/v2/spot/account/assets"},
-        "setup": {"/api/v3/account/settings"},
-        "probe": {"/api/v2/spot/account/info"},
-        "ticker": {"/api/v2/spot/market/tickers"},
-        "markets": {
-            "/api/v2/spot/public/coins",
-            "/api/v2/spot/public/symbols",
-            "/api/v2/margin/currencies",
-        },
-    },
-    "bybit": {
-        "balance": {"/v5/account/wallet-balance"},
-        # The probe asks user/query-api too; probes are not due in this run.
-        "setup": {"/v5/user/query-api", "/v5/account/info"},
-        "ticker": {"/v5/market/tickers"},
-        "markets": {"/v5/market/instruments-info"},
-    },
-    "coinbase": {
-        "balance": {"/api/v3/brokerage/accounts"},
-        "probe": {"/api/v3/brokerage/key_permissions"},
-        # The product list is both the market list and the tickers: markets are loaded before
-        # the first sweep, and their hourly refresh is not due, so in a sweep it is the ticker.
-        "ticker": {"/api/v3/brokerage/market/products"},
-        "markets": {"/v2/currencies", "/v2/currencies/crypto", "/v2/exchange-rates"},
-    },
-    "kraken": {
-        "balance": {"/0/private/BalanceEx"},
-        "probe": {"/0/private/GetApiKeyInfo"},
-        "ticker": {"/0/public/Ticker"},
-        "markets": {"/0/public/Assets", "/0/public/AssetPairs"},
-    },
-    "kucoin": {
-        "balance": {"/api/v1/accounts"},
-        "setup": {"/api/v1/hf/accounts/opened", "/api/ua/v1/account/mode"},
-        "probe": {"/api/v1/user/api-key"},
-        "ticker": {"/api/v1/market/allTickers"},
-        "markets": {"/api/v2/symbols"},
-    },
-    "okx": {
-        "balance": {"/api/v5/account/balance"},
-        "probe": {"/api/v5/account/config"},
-        "ticker": {"/api/v5/market/tickers"},
-        "markets": {"/api/v5/public/instruments"},
-    },
-}
-SIGNED = ("balance", "setup", "probe")
-
-
-def classify(venue: str, path: str) -> str:
-    return next((kind for kind, paths in PATHS[venue].items() if path in paths), "other")
-
 
 class Generous(VenueBudgets):
     """Budgets that do not throttle the local run (production's are per venue, far lower)."""
@@ -185,23 +116,7 @@ class ManualClock:
         return self.now
 
 
-@dataclass(frozen=True)
-class Issued:
-    venue: str
-    api_key: str
-    secret: str
-    passphrase: str | None
-
-
 # ----- the bot (child) --------------------------------------------------------------------------
-
-
-def peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
 
 
 def say(event: dict[str, Any]) -> None:
@@ -261,9 +176,7 @@ async def child() -> None:
             watchers=[AlertEvaluator(health)],
             clock=clock,
         )
-        sweep = BalanceSweep(
-            reader, repository, pool, chats, budgets=Generous(), clock=clock, batch=len(issued)
-        )
+        sweep = BalanceSweep(reader, repository, pool, chats, budgets=Generous(), clock=clock)
 
         started = time.perf_counter()
         for n, key in enumerate(issued):
@@ -347,27 +260,6 @@ async def child() -> None:
 
 
 # ----- the venues (parent) -----------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def venue_servers() -> AsyncIterator[dict[str, VenueServer]]:
-    async with contextlib.AsyncExitStack() as stack:
-        yield {venue: await stack.enter_async_context(cls()) for venue, cls in SERVERS.items()}
-
-
-def issue(servers: dict[str, VenueServer], connections: int) -> list[Issued]:
-    """One key per connection, each on an account of its own, round-robin over the venues."""
-    venues = list(servers)
-    issued = []
-    for n in range(connections):
-        venue = get_venue(venues[n % len(venues)])
-        key = servers[venue.id].issue_key(
-            DemoPermissions(read=True, futures_trade=venue.requires_derivatives),
-            account=f"bench{n}",
-            with_passphrase=venue.needs_passphrase,
-        )
-        issued.append(Issued(venue.id, key.api_key, key.secret, key.passphrase))
-    return issued
 
 
 def counted(servers: dict[str, VenueServer], since: dict[str, int], until: dict[str, int]) -> Any:
@@ -547,21 +439,6 @@ async def parent(connections: int, with_alerts: bool = False) -> dict[str, Any]:
     outcome.update(passed=passed, seconds=round(time.monotonic() - started, 1))
     outcome["pass"] = all(passed.values())
     return outcome
-
-
-def compact(text: str) -> str:
-    """Indented JSON with short lists of numbers (and lists of those) kept on one line."""
-    number = r"-?[0-9][0-9.eE+-]*"
-    text = re.sub(
-        rf"\[\s+({number}(?:,\s+{number})*)\s+\]",
-        lambda m: "[" + ", ".join(re.split(r",\s+", m.group(1))) + "]",
-        text,
-    )
-    return re.sub(
-        r"\[\s+(\[[^\[\]]*\](?:,\s+\[[^\[\]]*\])*)\s+\]",
-        lambda m: "[" + ", ".join(re.split(r",\s+(?=\[)", m.group(1))) + "]",
-        text,
-    )
 
 
 def main(argv: list[str] | None = None) -> None:

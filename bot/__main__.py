@@ -1,6 +1,8 @@
-"""Command line: ``python -m bot [run|sandbox|rotate-master-key|doctor]`` (no argument = run).
+"""Command line: ``python -m bot [run|worker|sandbox|rotate-master-key|doctor]`` (no argument =
+run).
 
-Configuration and master-key problems print one line and exit non-zero, never a traceback.
+Configuration, database and master-key problems print one line and exit non-zero, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 from bot.app import master_key_config, open_core, running_bot
 from bot.config import ConfigError, Settings, load_settings
 from bot.redaction import configure_logging
-from storage.database import Database
+from bot.worker import work
+from storage.database import Database, DatabaseUnreachable, SchemaTooNew
 from storage.master_key import MasterKeyError, open_vault
 from storage.rotation import rotate_master_key
 
@@ -51,11 +54,16 @@ async def doctor(settings: Settings) -> None:
     print(f"data dir: {settings.data_dir.resolve()} (writable)")
     database = Database(settings.effective_database_url)
     try:
+        current, head = await database.schema()
         secrets = await database.stored_secrets()
         vault = open_vault(master_key_config(settings), secrets, may_generate=False)
     finally:
         await database.dispose()
     print(f"database: reachable, {len(secrets)} encrypted value(s)")
+    if current == head:
+        print(f"schema: {head} (current)")
+    else:
+        print(f"schema: {current or 'empty'}; migrated to {head} at start")
     if vault is None:
         print("master key: none yet; one is generated on first start")
     else:
@@ -67,7 +75,7 @@ async def doctor(settings: Settings) -> None:
     print(f"exchange endpoint overrides: {endpoints}")
 
 
-COMMANDS = {"run": run, "rotate-master-key": rotate, "doctor": doctor}
+COMMANDS = {"run": run, "worker": work, "rotate-master-key": rotate, "doctor": doctor}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,9 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="coinwarden", description="Coinwarden: a self-hosted Telegram bot for crypto traders."
     )
     commands = parser.add_subparsers(
-        dest="command", metavar="{run,sandbox,rotate-master-key,doctor}"
+        dest="command", metavar="{run,worker,sandbox,rotate-master-key,doctor}"
     )
     commands.add_parser("run", help="run the bot (the default)")
+    commands.add_parser(
+        "worker",
+        help="run the sweeps (balances, alerts, reminders, rebalancing) without Telegram, "
+        "beside one `run` process on the same database",
+    )
     sandbox = commands.add_parser(
         "sandbox",
         help="try the bot in this terminal: local Telegram, demo exchanges, no token needed",
@@ -91,6 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="keep the bot's data here (default: a temporary dir); the demo exchanges and "
         "their keys start afresh on every run",
     )
+    sandbox.add_argument(
+        "--database-url",
+        help="the bot's database (default: SQLite in the data dir), e.g. "
+        "postgresql+asyncpg://user@127.0.0.1:5432/coinwarden_sandbox; the master key stays "
+        "in the data dir",
+    )
     commands.add_parser(
         "rotate-master-key", help="re-encrypt every secret under COINWARDEN_MASTER_KEY"
     )
@@ -101,13 +120,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Imported here only: nothing of the sandbox is loaded when the bot runs for real.
             from bot.sandbox.session import SandboxOptions, run_sandbox
 
-            run_sandbox(SandboxOptions(seed=args.seed, data_dir=args.data_dir))
+            options = SandboxOptions(args.seed, args.data_dir, args.database_url)
+            run_sandbox(options)
             return 0
         settings = load_settings()
         configure_logging(settings.log_level)
         asyncio.run(COMMANDS[args.command or "run"](settings))
     except ConfigError as exc:
         print(f"coinwarden: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DatabaseUnreachable as exc:
+        where = "--database-url" if args.command == "sandbox" else "COINWARDEN_DATABASE_URL"
+        print(f"coinwarden: {where}: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SchemaTooNew as exc:
+        print(f"coinwarden: refusing to start: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except MasterKeyError as exc:
         print(f"coinwarden: refusing to start: {exc}", file=sys.stderr)

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     previous_master_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     allowed_users: Annotated[list[int], NoDecode] = Field(default_factory=list)
     exchange_endpoints: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    exchange_pacing: bool = True  # ccxt spaces each client's calls (off: local servers only)
     outbound_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     balance_sync_seconds: int | None = Field(default=None, ge=1)
     health_check_seconds: int | None = Field(default=None, ge=1)  # the older name of the above
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
     webhook_listen: str = "127.0.0.1"
     webhook_port: int = Field(default=8443, ge=1, le=65535)
     webhook_secret: SecretStr | None = None
+    # Scale-out: several processes on one database (README "Scaling out").
+    sweeps: bool = True  # False: this poller leaves the sweeps to `python -m bot worker`
+    worker_id: str | None = Field(default=None, min_length=1, max_length=64)
+    lease_seconds: int = Field(default=120, ge=3, le=3600)
+    venue_budgets: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
 
     _split = field_validator(
         "previous_master_keys", "allowed_users", "outbound_ips", mode="before"
@@ -80,6 +86,30 @@ class Settings(BaseSettings):
         ):
             raise ValueError('expected a JSON object like {"binance": "http://127.0.0.1:8081"}')
         return value
+
+    @field_validator("venue_budgets", mode="before")
+    @classmethod
+    def _parse_budgets(cls, value: Any) -> Any:
+        """``binance=10,kraken=1``: calls per second this process may spend on each venue."""
+        if not isinstance(value, str):
+            return value
+        from bot.exchanges.catalogue import VENUES  # here only: settings load without ccxt
+
+        budgets: dict[str, float] = {}
+        for part in filter(None, (part.strip() for part in value.split(","))):
+            venue, _, rate = part.partition("=")
+            venue = venue.strip()
+            if venue not in VENUES:
+                raise ValueError(f"unknown venue {venue!r} (known: {', '.join(sorted(VENUES))})")
+            try:
+                budgets[venue] = float(rate)
+            except ValueError:
+                raise ValueError(
+                    f"{part!r}: expected venue=calls per second, e.g. binance=10"
+                ) from None
+            if not 0 < budgets[venue] < float("inf"):
+                raise ValueError(f"{part!r}: calls per second must be above 0")
+        return budgets
 
     @field_validator("log_level")
     @classmethod

@@ -111,7 +111,8 @@ async def rules_watching(
     conn: AsyncConnection, chat_id: int, connection_id: int
 ) -> list[AlertRule]:
     """The rules a new snapshot of ``connection_id`` may move: its own and the chat's
-    all-connection rules (inside the caller's transaction)."""
+    all-connection rules (inside the caller's transaction), held until it ends, so two reads
+    of the chat evaluate one after the other and a crossing fires once."""
     rows = await conn.execute(
         select(alert_rules)
         .where(
@@ -121,6 +122,7 @@ async def rules_watching(
             ),
         )
         .order_by(alert_rules.c.id)
+        .with_for_update()
     )
     return [_rule(row) for row in rows]
 
@@ -151,7 +153,8 @@ class AlertRepository:
         limit: int,
         now: datetime,
     ) -> AlertRule:
-        """Store a rule, atomically with the cap and the duplicate check."""
+        """Store a rule, atomically with the cap and the duplicate check (the chat's row is
+        held from the checks to the commit, so two adds take turns)."""
         async with self._db.begin() as conn:
             await ensure_chat(conn, self._db.is_sqlite, chat_id, now)
             existing = [

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.database import Database
+from storage.database import Database, insert_on_conflict
 from storage.schema import chats
 
 
@@ -29,12 +28,21 @@ class ChatSettings:
 
 
 async def ensure_chat(conn: AsyncConnection, is_sqlite: bool, chat_id: int, now: datetime) -> None:
-    """Create the chat's row if it is new (inside the caller's transaction)."""
-    values = {"id": chat_id, "created_at": now}
-    if is_sqlite:
-        await conn.execute(sqlite_insert(chats).values(values).on_conflict_do_nothing())
-    elif (await conn.execute(select(chats.c.id).where(chats.c.id == chat_id))).first() is None:
-        await conn.execute(insert(chats).values(values))
+    """Create the chat's row if it is new, and hold it until the caller's transaction ends:
+    every per-chat check-then-write (labels, keys, limits, rules, the target) takes turns on
+    it. SQLite's BEGIN IMMEDIATE already holds the whole database."""
+    insert = insert_on_conflict(conn, chats).values(id=chat_id, created_at=now)
+    await conn.execute(insert.on_conflict_do_nothing())
+    if not is_sqlite:
+        await lock_chat(conn, chat_id)
+
+
+async def lock_chat(conn: AsyncConnection, chat_id: int) -> None:
+    """Hold the chat's row until the caller's transaction ends (PostgreSQL; a no-op read on
+    SQLite). NO KEY UPDATE: rows that only reference the chat (a notice) are not held up."""
+    await conn.execute(
+        select(chats.c.id).where(chats.c.id == chat_id).with_for_update(key_share=True)
+    )
 
 
 class ChatRepository:

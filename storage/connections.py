@@ -5,18 +5,21 @@ Every query is scoped by ``chat_id``: a chat can never read or touch another cha
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from storage.chats import ensure_chat
+from storage.chats import ensure_chat, lock_chat
 from storage.credentials import Credentials, KeyRole, mask
 from storage.database import Database
+from storage.leases import Lease, claim
 from storage.outbox import Notice, enqueue
 from storage.schema import connections
 from storage.snapshots import Snapshot, insert_snapshot
@@ -31,6 +34,19 @@ class ConnectionStatus(StrEnum):
 
 class LabelTaken(Exception):
     """The chat already has a connection with this label (compared case-insensitively)."""
+
+
+@asynccontextmanager
+async def refusing_taken(label: str) -> AsyncIterator[None]:
+    """LabelTaken(label) for a write that broke a label constraint (exact or ignoring case,
+    as PostgreSQL and SQLite name them): a writer that skipped the checks stored it first."""
+    try:
+        yield
+    except IntegrityError as error:
+        text = str(error.orig)
+        if "uq_connections_chat_label" in text or "connections.chat_id, connections.label" in text:
+            raise LabelTaken(label) from None
+        raise
 
 
 class KeyInUse(Exception):
@@ -166,6 +182,10 @@ class ConnectionRepository:
         self._db = database
         self._vault = vault
 
+    @property
+    def database(self) -> Database:
+        return self._db
+
     def _encrypted(
         self, chat_id: int, connection_id: int, role: KeyRole, credentials: Credentials
     ) -> dict[str, str | None]:
@@ -220,8 +240,19 @@ class ConnectionRepository:
         """Hash the API keys stored before keyed hashes existed (at start-up, with the master
         key at hand); how many were filled."""
         filled = 0
+        unhashed = or_(
+            *(
+                and_(
+                    connections.c[f"{role}_api_key"].is_not(None),
+                    connections.c[f"{role}_key_hash"].is_(None),
+                )
+                for role in KeyRole
+            )
+        )
         async with self._db.begin() as conn:
-            rows = (await conn.execute(select(connections))).all()
+            # Held: a key replaced meanwhile must not get the old key's hash.
+            query = select(connections).where(unhashed).with_for_update(key_share=True)
+            rows = (await conn.execute(query)).all()
             for row in rows:
                 values = {}
                 for role in KeyRole:
@@ -256,9 +287,10 @@ class ConnectionRepository:
         """Store a checked key as a new connection, atomically with the limit and label checks.
 
         ``next_check_at`` None makes the connection due for the next balance sweep at once;
-        ``next_permission_check_at`` None has its permissions probed on that sweep.
+        ``next_permission_check_at`` None has its permissions probed on that sweep. The chat's
+        row is held from the first check to the commit, so two adds take turns.
         """
-        async with self._db.begin() as conn:
+        async with refusing_taken(label), self._db.begin() as conn:
             await ensure_chat(conn, self._db.is_sqlite, chat_id, now)
             existing = (
                 (
@@ -378,6 +410,7 @@ class ConnectionRepository:
         status starts over as Connected. None if the chat owns no such connection.
         """
         async with self._db.begin() as conn:
+            await lock_chat(conn, chat_id)  # the reuse check and the write take turns per chat
             await self._refuse_reuse(conn, chat_id, credentials.api_key, (connection_id, role))
             result = await conn.execute(
                 update(connections)
@@ -435,9 +468,12 @@ class ConnectionRepository:
         """
         owned = (connections.c.id == connection_id, connections.c.chat_id == chat_id)
         async with self._db.begin() as conn:
+            # Held until the commit, so a concurrent check decides on what this one wrote.
             row = (
                 await conn.execute(
-                    select(connections).where(*owned, connections.c.keys_version == keys_version)
+                    select(connections)
+                    .where(*owned, connections.c.keys_version == keys_version)
+                    .with_for_update(key_share=True)
                 )
             ).first()
             if row is None:
@@ -463,15 +499,7 @@ class ConnectionRepository:
                     values[f"{role}_permissions"] = flags
             if next_permission_check_at is not None:
                 values["next_permission_check_at"] = next_permission_check_at
-            # The version again, in the write itself: a replacement committed since the read
-            # (SQLite reads outside the write transaction) makes this outcome stale.
-            written = await conn.execute(
-                update(connections)
-                .where(*owned, connections.c.keys_version == keys_version)
-                .values(values)
-            )
-            if written.rowcount == 0:
-                return False
+            await conn.execute(update(connections).where(*owned).values(values))
             if notice is not None:
                 await enqueue(conn, notice, now)
             if snapshot is not None:
@@ -495,18 +523,44 @@ class ConnectionRepository:
                 return None
         return await self.get(chat_id, connection_id)
 
-    async def due_for_check(self, now: datetime, limit: int) -> list[ConnectionRecord]:
-        """Connections whose health check is due, the longest-waiting first."""
+    async def claim_due(
+        self,
+        now: datetime,
+        lease: Lease,
+        limits: Mapping[str, int],
+        *,
+        due_by: datetime | None = None,
+    ) -> list[ConnectionRecord]:
+        """Lease the connections whose balance read was due by ``due_by`` (default ``now``) and
+        that nobody holds ``now``, the longest-waiting first, at most ``limits[venue]`` of each
+        venue (other venues are not taken); the rest stay for other claims. A sweep run passes
+        its start as ``due_by``, so it never takes what fell due while it ran, while leases
+        expire by the current clock. One claim statement per venue
+        (``storage.leases.claim``)."""
+        cutoff = now if due_by is None else due_by
+        due = or_(connections.c.next_check_at.is_(None), connections.c.next_check_at <= cutoff)
+        order = (
+            connections.c.next_check_at.is_not(None),
+            connections.c.next_check_at,
+            connections.c.id,  # ties (never read yet) oldest first, the same for every claim
+        )
+        claimed = []
         async with self._db.begin() as conn:
-            rows = await conn.execute(
-                select(connections)
-                .where(
-                    or_(connections.c.next_check_at.is_(None), connections.c.next_check_at <= now)
-                )
-                .order_by(connections.c.next_check_at.is_not(None), connections.c.next_check_at)
-                .limit(limit)
-            )
-            return [_record(row) for row in rows]
+            for venue, limit in limits.items():
+                if limit > 0:
+                    claimed += await claim(
+                        conn,
+                        connections,
+                        lease,
+                        now,
+                        [due, connections.c.venue == venue],
+                        order,
+                        limit,
+                    )
+        records = [_record(row) for row in claimed]
+        return sorted(
+            records, key=lambda r: (r.next_check_at is not None, r.next_check_at or now, r.id)
+        )
 
     async def due_for_reminder(
         self, now: datetime, older_than: datetime, reminded_before: datetime
@@ -541,7 +595,10 @@ class ConnectionRepository:
     async def mark_reminded(
         self, record: ConnectionRecord, role: KeyRole, now: datetime, notice: Notice
     ) -> bool:
-        """Note the reminder and queue its notice together (unless the key changed meanwhile)."""
+        """Note the reminder and queue its notice together, unless the key changed or another
+        process reminded meanwhile (compare-and-set on the reminder time ``record`` holds)."""
+        slot = record.key(role)
+        reminded = connections.c[f"{role}_reminded_at"]
         async with self._db.begin() as conn:
             result = await conn.execute(
                 update(connections)
@@ -549,6 +606,9 @@ class ConnectionRepository:
                     connections.c.id == record.id,
                     connections.c.chat_id == record.chat_id,
                     connections.c.keys_version == record.keys_version,
+                    reminded.is_(None)
+                    if slot is None or slot.reminded_at is None
+                    else reminded == slot.reminded_at,
                 )
                 .values({f"{role}_reminded_at": now})
             )

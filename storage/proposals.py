@@ -18,11 +18,12 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.chats import ensure_chat
 from storage.database import Database
+from storage.leases import Lease, claim
 from storage.schema import rebalance_legs, rebalance_proposals
 
 
@@ -201,6 +202,10 @@ class ProposalRepository:
     def __init__(self, database: Database) -> None:
         self._db = database
 
+    @property
+    def database(self) -> Database:
+        return self._db
+
     async def create(
         self,
         chat_id: int,
@@ -310,11 +315,14 @@ class ProposalRepository:
             )
 
     async def claim(
-        self, chat_id: int, proposal_id: int, revision: int, now: datetime
+        self, chat_id: int, proposal_id: int, revision: int, now: datetime, lease: Lease
     ) -> Proposal | None:
         """open → executing, once: this chat's proposal, the revision the chat saw, not
-        expired. None if any of that fails (a second tap, another chat, an old message)."""
-        return await self._decide(chat_id, proposal_id, revision, now, ProposalStatus.EXECUTING)
+        expired; leased to the process that executes it. None if any of that fails (a second
+        tap, another chat, an old message)."""
+        return await self._decide(
+            chat_id, proposal_id, revision, now, ProposalStatus.EXECUTING, lease
+        )
 
     async def reject(
         self, chat_id: int, proposal_id: int, revision: int, now: datetime
@@ -328,6 +336,7 @@ class ProposalRepository:
         revision: int,
         now: datetime,
         status: ProposalStatus,
+        lease: Lease | None = None,
     ) -> Proposal | None:
         async with self._db.begin() as conn:
             changed = await conn.execute(
@@ -343,6 +352,8 @@ class ProposalRepository:
                     status=status,
                     decided_at=now,
                     finished_at=now if status.final else None,
+                    lease_owner=lease.owner if lease is not None else None,
+                    lease_until=lease.until if lease is not None else None,
                 )
             )
             if changed.rowcount == 0:
@@ -350,13 +361,16 @@ class ProposalRepository:
             return await _get(conn, proposal_id)
 
     async def expire_due(self, now: datetime) -> list[Proposal]:
-        """Open proposals past their time become expired; the ones that just did."""
+        """Open proposals past their time become expired; the ones that just did (held from
+        the read, so two processes never both report one)."""
         async with self._db.begin() as conn:
             rows = await conn.execute(
-                select(rebalance_proposals).where(
+                select(rebalance_proposals)
+                .where(
                     rebalance_proposals.c.status == ProposalStatus.OPEN,
                     rebalance_proposals.c.expires_at <= now,
                 )
+                .with_for_update(key_share=True)
             )
             due = [_proposal(row) for row in rows]
             for proposal in due:
@@ -370,29 +384,45 @@ class ProposalRepository:
                 )
         return due
 
-    async def executing(self) -> list[Proposal]:
-        """Proposals an execution left unfinished (a restart resumes each)."""
+    async def claim_executing(self, now: datetime, lease: Lease) -> list[Proposal]:
+        """Lease the proposals an execution left unfinished and nobody holds (their process
+        stopped, or died and its lease expired): a resume finishes each, in one process."""
+        rows = await self._claim(
+            now, lease, [rebalance_proposals.c.status == ProposalStatus.EXECUTING]
+        )
+        return sorted((_proposal(row) for row in rows), key=lambda p: p.id)
+
+    async def take(self, proposal_id: int, now: datetime, lease: Lease) -> bool:
+        """Lease one proposal if nobody holds it (looking its lost legs up again)."""
+        return bool(await self._claim(now, lease, [rebalance_proposals.c.id == proposal_id]))
+
+    async def _claim(
+        self, now: datetime, lease: Lease, where: Sequence[ColumnElement[bool]]
+    ) -> list[Any]:
         async with self._db.begin() as conn:
-            rows = await conn.execute(
-                select(rebalance_proposals)
-                .where(rebalance_proposals.c.status == ProposalStatus.EXECUTING)
-                .order_by(rebalance_proposals.c.id)
+            return await claim(
+                conn, rebalance_proposals, lease, now, where, [rebalance_proposals.c.id]
             )
-            return [_proposal(row) for row in rows]
 
     async def finish(
         self,
         proposal_id: int,
         status: ProposalStatus,
         now: datetime,
+        owner: str,
         *,
         note: str | None = None,
         result: Mapping[str, Any] | None = None,
-    ) -> None:
+    ) -> bool:
+        """The proposal's outcome, written only while ``owner`` holds its lease (False: the
+        process that took it over writes it)."""
         async with self._db.begin() as conn:
-            await conn.execute(
+            written = await conn.execute(
                 update(rebalance_proposals)
-                .where(rebalance_proposals.c.id == proposal_id)
+                .where(
+                    rebalance_proposals.c.id == proposal_id,
+                    rebalance_proposals.c.lease_owner == owner,
+                )
                 .values(
                     status=status,
                     finished_at=now,
@@ -400,18 +430,24 @@ class ProposalRepository:
                     result=None if result is None else json.dumps(result),
                 )
             )
+            return written.rowcount > 0
 
     async def legs(self, proposal_id: int) -> list[Leg]:
         async with self._db.begin() as conn:
             return await _legs(conn, proposal_id)
 
     async def mark_sending(
-        self, leg_id: int, amount: Decimal, limit_price: Decimal, now: datetime
-    ) -> None:
+        self, leg_id: int, amount: Decimal, limit_price: Decimal, now: datetime, owner: str
+    ) -> bool:
         """Written and committed before the order is sent (with the amount and limit it goes
-        out with): from here on the order may exist."""
+        out with): from here on the order may exist. Only while the leg is planned and
+        ``owner`` holds its proposal's lease (False: send nothing): a process that lost the
+        lease never sends an order that the process holding it now has skipped (a leg already
+        marked is looked up by that process, never sent again)."""
         async with self._db.begin() as conn:
-            await conn.execute(
+            if not await _hold_leased(conn, leg_id, owner):
+                return False
+            marked = await conn.execute(
                 update(rebalance_legs)
                 .where(rebalance_legs.c.id == leg_id, rebalance_legs.c.state == LegState.PLANNED)
                 .values(
@@ -422,9 +458,11 @@ class ProposalRepository:
                     updated_at=now,
                 )
             )
+            return marked.rowcount > 0
 
-    async def record(self, leg_id: int, outcome: LegOutcome, now: datetime) -> None:
-        """What is known of a leg's order now (a later lookup may overwrite it)."""
+    async def record(self, leg_id: int, outcome: LegOutcome, now: datetime, owner: str) -> bool:
+        """What is known of a leg's order now (a later lookup may overwrite it), written only
+        while ``owner`` holds the proposal's lease (False: another process does)."""
         values: dict[str, object] = {"state": outcome.state, "updated_at": now}
         if outcome.order_id is not None:
             values["order_id"] = outcome.order_id
@@ -439,9 +477,12 @@ class ProposalRepository:
         if outcome.detail is not None:
             values["detail"] = outcome.detail
         async with self._db.begin() as conn:
+            if not await _hold_leased(conn, leg_id, owner):
+                return False
             await conn.execute(
                 update(rebalance_legs).where(rebalance_legs.c.id == leg_id).values(values)
             )
+            return True
 
     async def count_lookup(self, leg_id: int, now: datetime) -> int:
         """One more lookup of an unknown leg; how many there have been."""
@@ -483,6 +524,24 @@ class ProposalRepository:
             )
             proposals = [_proposal(row) for row in rows]
             return [(proposal, await _legs(conn, proposal.id)) for proposal in proposals]
+
+
+async def _hold_leased(conn: AsyncConnection, leg_id: int, owner: str) -> bool:
+    """Whether the leg's proposal is leased to ``owner``, holding the proposal's row until the
+    caller's transaction ends (PostgreSQL): a claim by another process waits for, or skips,
+    this write instead of reading the leg as it was before it."""
+    proposal_of_leg = (
+        select(rebalance_legs.c.proposal_id).where(rebalance_legs.c.id == leg_id).scalar_subquery()
+    )
+    held = await conn.execute(
+        select(rebalance_proposals.c.id)
+        .where(
+            rebalance_proposals.c.id == proposal_of_leg,
+            rebalance_proposals.c.lease_owner == owner,
+        )
+        .with_for_update()
+    )
+    return held.first() is not None
 
 
 async def _get(conn: AsyncConnection, proposal_id: int) -> Proposal:

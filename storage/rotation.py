@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from storage.database import Database
 from storage.schema import connections
@@ -19,6 +19,8 @@ async def rotate_master_key(database: Database, vault: Vault) -> int:
     configured key opens aborts the whole rotation (VaultError) and changes nothing.
     """
     async with database.begin() as conn:
+        # Held: a key replaced meanwhile must not be overwritten with the old one re-encrypted.
+        await conn.execute(select(connections.c.id).with_for_update(key_share=True))
         changes: dict[int, dict[str, str]] = defaultdict(dict)
         for secret in await database.stored_secrets(conn):
             where = secret.binding

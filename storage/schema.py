@@ -23,6 +23,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
+#: The id of a table that grows with every read (activity, snapshots, the outbox): 64-bit, since
+#: at a few thousand reads a minute a 32-bit id runs out within months on PostgreSQL. SQLite's
+#: INTEGER is 64-bit already, and only an INTEGER primary key numbers rows by itself.
+GrowingId = BigInteger().with_variant(Integer(), "sqlite")
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, also on SQLite (which stores datetimes without a zone)."""
@@ -119,7 +124,12 @@ connections = Table(
     Column("sync_seconds", Integer, nullable=True),
     # The permission probe (withdraw drift) runs on its own, slower cadence.
     Column("next_permission_check_at", UTCDateTime(), nullable=True),
+    # Which process is reading the connection now, and until when (storage.leases): a sweep
+    # worker claims due rows with a lease, so two workers never read one connection at once.
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True),
     UniqueConstraint("chat_id", "label", name="uq_connections_chat_label"),
+    Index("ix_connections_venue_next_check", "venue", "next_check_at"),
 )
 # Labels are unique per chat ignoring case (migration 0007); the code compares with casefold.
 Index(
@@ -132,7 +142,7 @@ Index(
 activity = Table(
     "activity",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", GrowingId, primary_key=True, autoincrement=True),
     Column(
         "connection_id",
         Integer,
@@ -154,7 +164,7 @@ activity = Table(
 notifications = Table(
     "notifications",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", GrowingId, primary_key=True, autoincrement=True),
     Column("chat_id", BigInteger, ForeignKey("chats.id", ondelete="CASCADE"), nullable=False),
     Column(
         "connection_id",
@@ -177,7 +187,7 @@ notifications = Table(
 snapshots = Table(
     "snapshots",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", GrowingId, primary_key=True, autoincrement=True),
     Column(
         "connection_id",
         Integer,
@@ -282,6 +292,9 @@ rebalance_proposals = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
     Column("decided_at", UTCDateTime(), nullable=True),
     Column("finished_at", UTCDateTime(), nullable=True),
+    # The process executing (or looking up) the proposal now, and until when (storage.leases).
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", UTCDateTime(), nullable=True),
     Index("ix_rebalance_proposals_chat", "chat_id"),
     Index("ix_rebalance_proposals_status", "status"),
 )
@@ -324,4 +337,28 @@ rebalance_legs = Table(
     Column("sent_at", UTCDateTime(), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("proposal_id", "position"),
+)
+
+# Sweeps that are global and cheap (rotation reminders, snapshot retention, the rebalance
+# minute sweep) run in one process at a time: ``owner`` runs it until ``until`` (renewed while
+# it runs); once done, ``owner`` is cleared and ``until`` is when the next run is due.
+sweep_leases = Table(
+    "sweep_leases",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("owner", String(64), nullable=True),
+    Column("until", UTCDateTime(), nullable=False),
+)
+
+# Telegram lets one process poll a bot token: the poller of each token, by a keyed hash of the
+# token (``Vault.key_hash``, never the token), with a heartbeat in ``until``.
+pollers = Table(
+    "pollers",
+    metadata,
+    Column("token_hash", String(80), primary_key=True),
+    Column("owner", String(64), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("until", UTCDateTime(), nullable=False),
 )

@@ -211,7 +211,8 @@ class SnapshotRepository:
         self, tier: int, cutoff: datetime, bucket: timedelta, next_tier: int
     ) -> tuple[int, int]:
         """One batch: keep the first row of each (connection, bucket), promoted to
-        ``next_tier``, unless an earlier batch already kept one; delete the rest."""
+        ``next_tier``, unless an earlier batch already kept one; delete the rest. The batch is
+        held from the read, so two processes thinning at once never keep two rows of a bucket."""
         size = bucket.total_seconds()
         async with self._db.begin() as conn:
             rows = (
@@ -220,6 +221,7 @@ class SnapshotRepository:
                     .where(snapshots.c.tier == tier, snapshots.c.taken_at < cutoff)
                     .order_by(snapshots.c.taken_at, snapshots.c.id)
                     .limit(_DOWNSAMPLE_BATCH)
+                    .with_for_update()
                 )
             ).all()
             if not rows:

@@ -15,11 +15,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from storage.chats import ensure_chat
-from storage.database import Database
+from storage.database import Database, insert_on_conflict
 from storage.schema import rebalance_targets
 
 
@@ -80,15 +80,18 @@ def _target(row: Any) -> Target:
 
 async def targets_watching(conn: AsyncConnection, chat_id: int, connection_id: int) -> list[Target]:
     """The target a new snapshot of ``connection_id`` may move (inside the caller's
-    transaction): the chat's target if it covers that connection."""
+    transaction): the chat's target if it covers that connection, held until the transaction
+    ends, so two reads move its drift state one after the other."""
     rows = await conn.execute(
-        select(rebalance_targets).where(
+        select(rebalance_targets)
+        .where(
             rebalance_targets.c.chat_id == chat_id,
             or_(
                 rebalance_targets.c.connection_id == connection_id,
                 rebalance_targets.c.connection_id.is_(None),
             ),
         )
+        .with_for_update(key_share=True)
     )
     return [_target(row) for row in rows]
 
@@ -108,7 +111,8 @@ class TargetRepository:
     async def set(
         self, chat_id: int, settings: TargetSettings, drift_state: DriftState, now: datetime
     ) -> Target:
-        """Create or replace the chat's target."""
+        """Create or replace the chat's target (one statement: two writers cannot both
+        insert)."""
         values = {
             "connection_id": settings.connection_id,
             "weights": json.dumps({a: format(w, "f") for a, w in settings.weights.items()}),
@@ -123,13 +127,10 @@ class TargetRepository:
         }
         async with self._db.begin() as conn:
             await ensure_chat(conn, self._db.is_sqlite, chat_id, now)
-            changed = await conn.execute(
-                update(rebalance_targets)
-                .where(rebalance_targets.c.chat_id == chat_id)
-                .values(values)
+            upsert = insert_on_conflict(conn, rebalance_targets).values(chat_id=chat_id, **values)
+            await conn.execute(
+                upsert.on_conflict_do_update(index_elements=["chat_id"], set_=values)
             )
-            if changed.rowcount == 0:
-                await conn.execute(insert(rebalance_targets).values(chat_id=chat_id, **values))
             row = (
                 await conn.execute(
                     select(rebalance_targets).where(rebalance_targets.c.chat_id == chat_id)

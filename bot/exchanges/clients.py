@@ -23,14 +23,17 @@ def new_client(
     sandbox: bool = False,
     timeout_ms: int = DEFAULT_TIMEOUT_MS,
     calls: CallLog | None = None,
+    paced: bool = True,
 ) -> ccxt.Exchange:
     """A fresh ccxt instance for ``venue``; the caller closes it (``await client.close()``).
 
     Sandbox mode is set before the endpoint rewrite, because it swaps the URL table.
+    ``paced``: ccxt spaces the client's calls by the venue's documented rate
+    (COINWARDEN_EXCHANGE_PACING; off only for local servers that are not the venue).
     """
     config: dict[str, Any] = {
         **copy.deepcopy(dict(venue.ccxt_config)),
-        "enableRateLimit": True,
+        "enableRateLimit": paced,
         "timeout": timeout_ms,
         "options": copy.deepcopy(dict(venue.ccxt_options)),
     }
@@ -45,6 +48,10 @@ def new_client(
         exchange.set_sandbox_mode(True)
     if endpoint:
         point_exchange_at(exchange, endpoint)
+        if endpoint.startswith("http://"):
+            # close() waits this long for TLS connections to shut down cleanly; plain HTTP
+            # (a local server) has none, and every key check and pool eviction closes a client.
+            exchange.timeout_on_exit = 0
     if calls is not None:
         calls.attach(exchange)
     return exchange

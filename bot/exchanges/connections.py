@@ -40,6 +40,8 @@ class ConnectionPolicy:
     # How often each key's permissions are probed again (withdraw drift); a new key was
     # probed when it was checked.
     permission_period: timedelta = timedelta(hours=1)
+    # ccxt's pacing of each client's calls (COINWARDEN_EXCHANGE_PACING).
+    paced: bool = True
 
 
 def first_key_role(venue: Venue, permissions: PermissionSummary) -> KeyRole:
@@ -99,6 +101,7 @@ class ConnectionService:
             endpoint=self._policy.endpoints.get(venue.id),
             sandbox=sandbox,
             clock=self._clock,
+            paced=self._policy.paced,
         )
         if isinstance(result, KeyRejected):
             return KeyRejected(self.scrubbed(result.diagnosis))
@@ -247,6 +250,7 @@ class ConnectionService:
             sandbox=record.sandbox,
             outbound_ips=outbound_ips,
             clock=self._clock,
+            paced=self._policy.paced,
         )
         problem = report.diagnosis or (
             unusable(report.permissions, role, venue) if report.permissions else None
@@ -266,6 +270,7 @@ class ConnectionService:
                 endpoint=self._policy.endpoints.get(record.venue),
                 sandbox=record.sandbox,
                 clock=self._clock,
+                paced=self._policy.paced,
             )
             report = replace(
                 report, steps=(*report.steps, second.step), calls=(*report.calls, *second.calls)

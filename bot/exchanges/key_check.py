@@ -45,11 +45,19 @@ def assets_held(balance: dict[str, Any]) -> int:
 
 
 async def check_key(
-    venue: Venue, credentials: Credentials, *, endpoint: str | None, sandbox: bool, clock: Clock
+    venue: Venue,
+    credentials: Credentials,
+    *,
+    endpoint: str | None,
+    sandbox: bool,
+    clock: Clock,
+    paced: bool = True,
 ) -> KeyCheck:
     """Never raises for exchange trouble: every outcome is a value the user is shown."""
     calls = CallLog(clock)
-    client = new_client(venue, credentials, endpoint=endpoint, sandbox=sandbox, calls=calls)
+    client = new_client(
+        venue, credentials, endpoint=endpoint, sandbox=sandbox, calls=calls, paced=paced
+    )
     try:
         permissions = await venue.probe(client)
         if permissions.can_move_funds_out:

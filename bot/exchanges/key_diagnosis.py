@@ -144,10 +144,13 @@ async def diagnose_key(
     sandbox: bool,
     outbound_ips: Sequence[str],
     clock: Clock,
+    paced: bool = True,
 ) -> KeyReport:
     """Never raises for exchange trouble; the report says what failed and how to fix it."""
     calls = CallLog(clock)
-    client = new_client(venue, credentials, endpoint=endpoint, sandbox=sandbox, calls=calls)
+    client = new_client(
+        venue, credentials, endpoint=endpoint, sandbox=sandbox, calls=calls, paced=paced
+    )
     steps: list[CheckStep] = []
     permissions: PermissionSummary | None = None
     diagnosis: Diagnosis | None = None
@@ -192,11 +195,14 @@ async def check_second_key(
     endpoint: str | None,
     sandbox: bool,
     clock: Clock,
+    paced: bool = True,
 ) -> SecondKeyCheck:
     """Does the exchange still accept this key, and may it still serve in ``role``?"""
     name = ROLE_NAMES[role].capitalize()
     calls = CallLog(clock)
-    client = new_client(venue, credentials, endpoint=endpoint, sandbox=sandbox, calls=calls)
+    client = new_client(
+        venue, credentials, endpoint=endpoint, sandbox=sandbox, calls=calls, paced=paced
+    )
     try:
         summary = await venue.probe(client)
     except (ccxt.BaseError, ValueError) as exc:

@@ -73,10 +73,12 @@ class MarketCache:
         max_age: timedelta = DEFAULT_MARKETS_MAX_AGE,
         clock: Clock = utc_now,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        paced: bool = True,
     ) -> None:
         self.max_age = max_age
         self._clock = clock
         self._timeout_ms = timeout_ms
+        self._paced = paced
         self._loaded: dict[MarketKey, _LoadedMarkets] = {}
         self._loading: dict[MarketKey, asyncio.Task[None]] = {}
         self._retiring: set[asyncio.Task[None]] = set()
@@ -143,6 +145,7 @@ class MarketCache:
                 endpoint=key.endpoint,
                 sandbox=key.sandbox,
                 timeout_ms=self._timeout_ms,
+                paced=self._paced,
             )
             try:
                 await loader.load_markets()
@@ -195,11 +198,13 @@ class ClientPool:
         markets: MarketCache | None = None,
         clock: Clock = utc_now,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        paced: bool = True,
     ) -> None:
-        self.markets = markets or MarketCache(clock=clock, timeout_ms=timeout_ms)
+        self.markets = markets or MarketCache(clock=clock, timeout_ms=timeout_ms, paced=paced)
         self._endpoints = endpoints
         self._clock = clock
         self._timeout_ms = timeout_ms
+        self._paced = paced
         self._clients: dict[tuple[int, KeyRole], _Pooled] = {}
         self._public: dict[MarketKey, ccxt.Exchange] = {}
         self._building: dict[tuple[int, KeyRole], asyncio.Task[_Pooled]] = {}
@@ -247,6 +252,7 @@ class ClientPool:
                 sandbox=key.sandbox,
                 timeout_ms=self._timeout_ms,
                 calls=calls,
+                paced=self._paced,
             )
             self._share_tls(client)
             self.markets.share(key, client)
@@ -277,6 +283,7 @@ class ClientPool:
                 endpoint=key.endpoint,
                 sandbox=sandbox,
                 timeout_ms=self._timeout_ms,
+                paced=self._paced,
             )
             self._share_tls(client)
             self.markets.share(key, client)

@@ -8,17 +8,27 @@ permission probe (a key that gained the right to withdraw, a trade key that
 lost its rights) runs on its own slower cadence, and on every read of a connection that is not
 Connected, so a flagged key is never cleared by a balance read alone.
 
-Public prices are fetched once per venue per sweep (``PriceFeed``), before the reads, and
-shared by every connection of every chat. Each connection's outcome is committed as soon as it
-is known, so a sweep cut short by a restart has recorded what it finished and the rest is
-still due. A venue that answers "rate limited" gets no more calls from this run.
+Public prices are fetched once per price source per run (``PriceFeed``), before the first
+read that needs them, and shared by every connection of every chat. Each connection's outcome
+is committed as soon as it is known, so a sweep cut short by a restart has recorded what it
+finished and the rest is still due. A venue that answers "rate limited" gets no more calls from
+this run.
+
+Several processes may sweep one database (``python -m bot worker``): a run claims the due
+connections with a lease (``storage.leases``) in small chunks, per venue, as its reads go: a
+few seconds of this process's budget there, the next chunk once half of the last is still
+pending. So each process takes work as fast as it reads it (not a whole period's worth up
+front), and the rows of a process that died are taken by a running sweep once their lease
+expires, not a period later. A run only takes what was due when it started, so it ends. Each
+read's transaction releases its row; what a run claimed and did not read it gives back. Two
+processes never read one connection at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
+import math
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -30,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock, utc_now
 from bot.exchanges.balances import Holdings, read_holdings
-from bot.exchanges.catalogue import get_venue
+from bot.exchanges.catalogue import VENUES, get_venue
 from bot.exchanges.connections import ConnectionService
 from bot.exchanges.diagnosis import diagnose
 from bot.exchanges.health import HealthPolicy, Observation, decide, observe
@@ -46,12 +56,26 @@ from storage.connections import (
     ConnectionStatus,
 )
 from storage.credentials import Credentials, KeyRole
+from storage.leases import DEFAULT_LENGTH, Leased, LeaseKeeper, default_owner, release
 from storage.snapshots import Snapshot, SnapshotAsset
 
 log = logging.getLogger(__name__)
 
-#: Connections taken per run; the rest stay due for the next one (oldest first).
-DEFAULT_BATCH = 2000
+#: Seconds of this process's budget on a venue that one claim takes: enough to keep the
+#: venue's throttle busy until the next claim (made while half of it is still pending), few
+#: enough that each process's share follows how fast it really reads.
+CHUNK_SECONDS = 5
+#: Rows one claim takes at most, whatever the budget: a budget far above what the process can
+#: read would otherwise claim a whole venue at once and hold it from the other processes.
+MAX_CHUNK = 100
+
+
+def chunk_size(venue_id: str, per_second: float) -> int:
+    """Connections of a venue one claim takes: ``CHUNK_SECONDS`` of this process's budget there
+    (COINWARDEN_VENUE_BUDGETS, so a worker with a bigger budget takes more), and at least two
+    rounds of the venue's reads in flight, within ``MAX_CHUNK``."""
+    floor = 2 * get_venue(venue_id).sweep_concurrency
+    return min(MAX_CHUNK, max(floor, math.ceil(per_second * CHUNK_SECONDS)))
 
 
 class ReadWatcher(Protocol):
@@ -172,13 +196,15 @@ class BalanceReader:
         *,
         live: bool = False,
         priced: Awaitable[object] | None = None,
+        lease_owner: str | None = None,
     ) -> ReadOutcome | None:
         """Read, value and record one connection; None if it went away meanwhile.
 
         ``live`` is a read the user asked for (Refresh): they see the outcome at once, so a
         failure is shown to them rather than recorded (the sweep judges health), and a
         success is recorded without a notice. ``priced`` is awaited before the valuation: a
-        ticker call that runs alongside the balance read.
+        ticker call that runs alongside the balance read. ``lease_owner``: the sweep process
+        that claimed the row; the write that records the read releases its lease.
         """
         venue = get_venue(record.venue)
         probe_due = self.probe_due(record, self._clock())
@@ -211,6 +237,13 @@ class BalanceReader:
             return ReadOutcome(seen, snapshot)
         now = self._clock()
         policy = self.policy_for(record)
+        hooks = (
+            [watcher.after_read(record, now) for watcher in self._watchers]
+            if snapshot is not None
+            else []
+        )
+        if lease_owner is not None:
+            hooks.append(_releasing(record.id, lease_owner))
         recorded = await self._repo.record_health(
             record.chat_id,
             record.id,
@@ -221,11 +254,7 @@ class BalanceReader:
             next_permission_check_at=(
                 now + self._permission_period if probe_due and seen.permissions else None
             ),
-            after=(
-                after_all([watcher.after_read(record, now) for watcher in self._watchers])
-                if self._watchers and snapshot is not None
-                else None
-            ),
+            after=after_all(hooks) if hooks else None,
         )
         return ReadOutcome(seen, snapshot, recorded)
 
@@ -259,13 +288,21 @@ class BalanceReader:
         return credentials
 
 
+def _releasing(connection_id: int, owner: str) -> AfterRead:
+    async def release_lease(conn: AsyncConnection, _status: ConnectionStatus) -> None:
+        await release(conn, Leased.CONNECTIONS.table, [connection_id], owner)
+
+    return release_lease
+
+
 @dataclass
 class SweepReport:
     """What one run did, for logs, tests and benchmarks."""
 
     checked: list[int] = field(default_factory=list)
-    skipped: list[int] = field(default_factory=list)  # left due (rate limit, revoked meanwhile)
+    skipped: list[int] = field(default_factory=list)  # claimed, left due (rate limit, revoked)
     priced: list[PriceSource] = field(default_factory=list)  # ticker calls made
+    claims: int = 0  # chunks claimed (claim statements that took rows)
 
 
 class BalanceSweep:
@@ -280,7 +317,7 @@ class BalanceSweep:
         *,
         budgets: VenueBudgets | None = None,
         clock: Clock = utc_now,
-        batch: int = DEFAULT_BATCH,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self._reader = reader
         self._repo = repository
@@ -288,57 +325,103 @@ class BalanceSweep:
         self._chats = chats
         self._budgets = budgets or VenueBudgets()
         self._clock = clock
-        self._batch = batch
+        #: The process's leases (a process of its own when not given: one-process use).
+        self._leases = leases or LeaseKeeper(
+            repository.database, default_owner(), DEFAULT_LENGTH, clock
+        )
         self.last_report = SweepReport()
 
-    async def run(self) -> None:
-        now = self._clock()
-        await self._pool.markets.refresh_due(now)
-        due = await self._repo.due_for_check(now, self._batch)
-        settings = await self._chats.settings_for({record.chat_id for record in due})
-        by_venue: dict[str, list[ConnectionRecord]] = defaultdict(list)
-        for record in due:
-            by_venue[record.venue].append(record)
+    async def run(self) -> str:
+        started = self._clock()
+        await self._pool.markets.refresh_due(started)
         report = SweepReport()
-        sources = sorted({source_of(r) for r in due}, key=lambda s: (s.venue_id, s.sandbox))
-        await asyncio.gather(*(self._price(source, report) for source in sources))
-        await asyncio.gather(
-            *(self._venue(records, settings, report) for records in by_venue.values())
-        )
+        held: set[int] = set()  # claimed, neither read nor given back yet
+        venues = [
+            asyncio.create_task(self._venue(venue, started, report, held)) for venue in VENUES
+        ]
+        try:
+            await asyncio.gather(*venues)
+        except Exception:
+            # A failed run stops everywhere and gives its rows back; a cancelled one (the
+            # process is dying) keeps them until the lease expires.
+            for task in venues:
+                task.cancel()
+            await asyncio.wait(venues)
+            await self._leases.release(Leased.CONNECTIONS, held)
+            raise
         self.last_report = report
-        if report.checked or report.skipped:
-            log.info(
-                "balance sweep: %d read, %d left for the next run",
-                len(report.checked),
-                len(report.skipped),
-            )
+        return (
+            f"{len(report.checked)} read in {report.claims} claims, "
+            f"{len(report.skipped)} left for the next run"
+        )
+
+    async def _venue(
+        self, venue: str, due_by: datetime, report: SweepReport, held: set[int]
+    ) -> None:
+        """Claim the venue's connections due by ``due_by`` a chunk at a time and read them
+        through its throttle, claiming the next chunk while half a chunk is still pending (the
+        throttle never idles for the slowest read), until a claim finds none or the venue
+        says "rate limited"; what was claimed and not read is given back."""
+        throttle = self._budgets(venue)
+        size = chunk_size(venue, throttle.per_second)
+        rate_limited = asyncio.Event()
+        priced: set[PriceSource] = set()
+        claimed: set[int] = set()
+        pending: set[asyncio.Task[None]] = set()
+
+        async def one(record: ConnectionRecord, settings: ChatSettings) -> None:
+            async with throttle.slot(cost=self._reader.calls(record, self._clock())):
+                if rate_limited.is_set():
+                    report.skipped.append(record.id)
+                    return
+                outcome = await self._reader.read(record, settings, lease_owner=self._leases.owner)
+            if outcome is None or not outcome.recorded:
+                report.skipped.append(record.id)
+                return
+            held.discard(record.id)  # its write released it
+            report.checked.append(record.id)
+            problem = outcome.seen.problem
+            if problem is not None and problem.rate_limited:
+                rate_limited.set()
+
+        try:
+            while not rate_limited.is_set():
+                chunk = await self._repo.claim_due(
+                    self._clock(), self._leases.lease(), {venue: size}, due_by=due_by
+                )
+                if not chunk:
+                    break
+                report.claims += 1
+                ids = {record.id for record in chunk}
+                claimed.update(ids)
+                held.update(ids)
+                for source in sorted({source_of(r) for r in chunk} - priced, key=_source_order):
+                    await self._price(source, report)
+                    priced.add(source)
+                settings = await self._chats.settings_for({record.chat_id for record in chunk})
+                pending |= {
+                    asyncio.create_task(one(record, settings[record.chat_id])) for record in chunk
+                }
+                while 2 * len(pending) >= size and not rate_limited.is_set():
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # a read that failed fails the run
+            for finished in asyncio.as_completed(pending):
+                await finished
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        # Rate limited, revoked or rotated meanwhile: given back at once.
+        unread = claimed & held
+        held.difference_update(unread)
+        await self._leases.release(Leased.CONNECTIONS, unread)
 
     async def _price(self, source: PriceSource, report: SweepReport) -> None:
         async with self._budgets(source.venue_id).slot():
             await self._reader.prices.refresh(source)
         report.priced.append(source)
 
-    async def _venue(
-        self,
-        records: Sequence[ConnectionRecord],
-        settings: dict[int, ChatSettings],
-        report: SweepReport,
-    ) -> None:
-        throttle = self._budgets(records[0].venue)
-        rate_limited = asyncio.Event()
 
-        async def one(record: ConnectionRecord) -> None:
-            async with throttle.slot(cost=self._reader.calls(record, self._clock())):
-                if rate_limited.is_set():
-                    report.skipped.append(record.id)
-                    return
-                outcome = await self._reader.read(record, settings[record.chat_id])
-            if outcome is None or not outcome.recorded:
-                report.skipped.append(record.id)
-                return
-            report.checked.append(record.id)
-            problem = outcome.seen.problem
-            if problem is not None and problem.rate_limited:
-                rate_limited.set()
-
-        await asyncio.gather(*(one(record) for record in records))
+def _source_order(source: PriceSource) -> tuple[str, bool]:
+    return (source.venue_id, source.sandbox)

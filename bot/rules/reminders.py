@@ -31,11 +31,12 @@ class RotationReminders:
         self._policy = policy
         self._clock = clock
 
-    async def run(self) -> None:
+    async def run(self) -> str:
         now = self._clock()
         due = await self._repo.due_for_reminder(
             now, older_than=now - self._policy.after, reminded_before=now - self._policy.every
         )
+        queued = 0
         for record, role in due:
             slot = record.key(role)
             assert slot is not None
@@ -45,4 +46,6 @@ class RotationReminders:
                 record.id,
                 {"role": str(role), "added_at": slot.added_at.isoformat()},
             )
-            await self._repo.mark_reminded(record, role, now, notice)
+            if await self._repo.mark_reminded(record, role, now, notice):
+                queued += 1
+        return f"{queued} rotation reminders queued"

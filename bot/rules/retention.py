@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-
 from bot.clock import Clock, utc_now
 from storage.snapshots import SnapshotRepository
-
-log = logging.getLogger(__name__)
 
 
 class SnapshotRetention:
@@ -17,7 +13,6 @@ class SnapshotRetention:
         self._snapshots = snapshots
         self._clock = clock
 
-    async def run(self) -> None:
+    async def run(self) -> str:
         deleted = await self._snapshots.downsample(self._clock())
-        if deleted:
-            log.info("snapshot retention: %d old snapshots thinned out", deleted)
+        return f"{deleted} old snapshots thinned out"

@@ -99,6 +99,7 @@ class SandboxOptions:
 
     seed: int | None = None
     data_dir: Path | None = None
+    database_url: str | None = None  # None: SQLite in the data dir
 
 
 def run_sandbox(options: SandboxOptions) -> None:
@@ -117,7 +118,7 @@ async def _sandbox(options: SandboxOptions) -> None:
     started = False
     try:
         with _data_dir(options.data_dir) as data_dir:
-            async with _world(data_dir, console) as world:
+            async with _world(data_dir, options.database_url, console) as world:
                 started = True
                 session = Session(world, console, ChatView(ansi=console.ansi, files_dir=data_dir))
                 world.telegram.subscribe(session.on_event)
@@ -168,7 +169,9 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def _world(data_dir: Path, console: Console) -> AsyncIterator[World]:
+async def _world(
+    data_dir: Path, database_url: str | None, console: Console
+) -> AsyncIterator[World]:
     async with AsyncExitStack() as stack:
         try:
             telegram = await stack.enter_async_context(
@@ -181,7 +184,7 @@ async def _world(data_dir: Path, console: Console) -> AsyncIterator[World]:
                 venues[venue_id] = await stack.enter_async_context(server)
         except FileNotFoundError as missing:  # the Bot API spec or the recorded market data
             raise ConfigError(f"the sandbox cannot start: {missing}") from None
-        settings = sandbox_settings(telegram, venues, data_dir)
+        settings = sandbox_settings(telegram, venues, data_dir, database_url)
         settings.ensure_data_dir()  # a bad --data-dir is one line, before the log opens there
         (data_dir / MARKER_FILE).touch()
         log_path = data_dir / LOG_FILE
@@ -192,20 +195,25 @@ async def _world(data_dir: Path, console: Console) -> AsyncIterator[World]:
 
 
 def sandbox_settings(
-    telegram: TelegramServer, venues: Mapping[str, VenueServer], data_dir: Path
+    telegram: TelegramServer,
+    venues: Mapping[str, VenueServer],
+    data_dir: Path,
+    database_url: str | None = None,
 ) -> Settings:
     """The operator's settings pointed at the local servers.
 
     Everything that could reach a real service or real secrets (token, database, master key,
-    webhook) is set here, so a developer's .env cannot leak in; tuning knobs (log level, health
-    check period, connection limit, outbound IPs) still come from the environment.
+    webhook) is set here, so a developer's .env cannot leak in (a database only as given on
+    the command line); tuning knobs (log level, health check period, connection limit,
+    outbound IPs) still come from the environment.
     """
     return load_settings(
         telegram_token=telegram.token,
         telegram_api_url=telegram.base_url,
         exchange_endpoints={venue_id: server.base_url for venue_id, server in venues.items()},
+        exchange_pacing=False,  # the demo exchanges are not the venues: nothing to pace for
         data_dir=data_dir,
-        database_url=None,
+        database_url=database_url,
         master_key=None,
         master_key_file=None,
         previous_master_keys=[],

@@ -2,7 +2,12 @@
 
 Every test here also proves, on teardown, the two promises that hold for any flow: the local
 Telegram server recorded no Bot API limit violation, and no canary secret or the bot token
-reached a message, a log record, or the bytes of the data dir.
+reached a message, a log record, the bytes of the data dir, or the database: on SQLite its file
+is in the data dir; on PostgreSQL every text value of every table of the test's database, and,
+once per worker, every byte of the cluster after a CHECKPOINT.
+
+Every test runs once per engine (``database_url``): SQLite in the data dir, the bot's default,
+or a database of this worker's PostgreSQL cluster.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from bot.sandbox.exchanges.base import DemoKey, DemoPermissions
 from bot.sandbox.exchanges.binance import BinanceServer
 from bot.sandbox.telegram import ChatDriver, TelegramServer
 from storage.vault import generate_master_key
+from tests.postgres import PostgresCluster, database_text
 
 BOT_TOKEN = "7700110022:CANARYbotTOKENzz9QwErTyUiOp"
 CANARY_KEY = "CANARYkey" + "A1b2C3d4E5" * 5 + "Zz9Yy"  # 64 characters, like Binance keys
@@ -39,6 +45,7 @@ class World:
     binance: BinanceServer
     data_dir: Path
     master_key: str
+    database_url: str | None = None  # None: SQLite in the data dir
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def settings(self, **overrides: Any) -> Settings:
@@ -46,12 +53,28 @@ class World:
             "telegram_token": BOT_TOKEN,
             "telegram_api_url": self.telegram.base_url,
             "data_dir": self.data_dir,
+            "database_url": self.database_url,
             "master_key": self.master_key,
             "exchange_endpoints": {"binance": self.binance.base_url},
+            "exchange_pacing": False,  # local servers (ccxt's own pacing is not under test)
             **self.overrides,
             **overrides,
         }
         return load_settings(**values)
+
+    def environment(self) -> dict[str, str]:
+        """The variables that point ``python -m bot`` at this world's database."""
+        environment = {
+            "COINWARDEN_DATA_DIR": str(self.data_dir),
+            "COINWARDEN_EXCHANGE_PACING": "false",
+        }
+        if self.database_url is not None:
+            environment["COINWARDEN_DATABASE_URL"] = self.database_url
+        return environment
+
+    async def stored_text(self) -> str:
+        """What the PostgreSQL database holds, as text ('' on SQLite: the data dir has it)."""
+        return "" if self.database_url is None else await database_text(self.database_url)
 
     def canary_key(self, **flags: bool) -> DemoKey:
         """The canary credentials, issued on the Binance server with these permissions."""
@@ -59,11 +82,12 @@ class World:
             DemoPermissions(**flags), material=DemoKey(CANARY_KEY, CANARY_SECRET, None)
         )
 
-    def leaks(self, log_text: str, *values: str | None) -> list[str]:
+    async def leaks(self, log_text: str, *values: str | None) -> list[str]:
         """Where any of these values (the canaries unless given) shows up: Bot API calls the
-        bot made, logs, data dir bytes."""
+        bot made, logs, data dir bytes, the PostgreSQL database's text."""
         calls = "\n".join(repr(call) for call in self.telegram.calls)
         stored = b"".join(p.read_bytes() for p in self.data_dir.rglob("*") if p.is_file())
+        database = await self.stored_text()
         found = []
         for value in filter(None, values or CANARIES):
             where = [
@@ -72,6 +96,7 @@ class World:
                     ("a Bot API call", value in calls),
                     ("the logs", value in log_text),
                     ("the data dir", value.encode() in stored),
+                    ("the database", value in database),
                 )
                 if seen
             ]
@@ -97,13 +122,31 @@ def logged(caplog: pytest.LogCaptureFixture) -> str:
 
 
 @pytest.fixture
-async def world(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[World]:
+async def world(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    database_url: str,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[World]:
     caplog.set_level(logging.DEBUG)
+    cluster: PostgresCluster | None = None
+    if not database_url.startswith("sqlite"):
+        cluster = request.getfixturevalue("postgres_cluster")
     async with TelegramServer(BOT_TOKEN) as telegram, BinanceServer() as binance:
-        here = World(telegram, binance, tmp_path / "data", generate_master_key())
+        here = World(
+            telegram,
+            binance,
+            tmp_path / "data",
+            generate_master_key(),
+            database_url=None if cluster is None else database_url,
+        )
         yield here
         assert telegram.violations == [], telegram.violations
-    assert here.leaks(logged(caplog)) == []
+    assert await here.leaks(logged(caplog)) == []
+    if cluster is not None and not cluster.scanned and "v1." in await here.stored_text():
+        cluster.scanned = True  # once per worker: the first test that stored a ciphertext
+        stored = await cluster.stored_bytes()
+        assert [c[:8] for c in CANARIES if c.encode() in stored] == []
 
 
 @pytest.fixture

@@ -91,7 +91,7 @@ async def test_a_kraken_key_that_looks_like_a_command_connects(
     card = await connect(alice, "kraken", key)
     assert "is connected to Kraken" in card
     assert_deleted(alice, key.api_key, key.secret)
-    assert world.leaks(logged(caplog), key.api_key, key.secret) == []
+    assert await world.leaks(logged(caplog), key.api_key, key.secret) == []
 
 
 @pytest.mark.parametrize("passphrase", ["/start+Pa55=", "/rotate Main"])
@@ -113,7 +113,7 @@ async def test_a_passphrase_that_looks_like_a_command_is_the_passphrase(
             card = await connect(alice, "kucoin", key)
     assert "is connected to KuCoin" in card
     assert_deleted(alice, key.api_key, key.secret, key.passphrase)
-    assert world.leaks(logged(caplog), key.api_key, key.secret, key.passphrase) == []
+    assert await world.leaks(logged(caplog), key.api_key, key.secret, key.passphrase) == []
 
 
 async def test_rotating_and_adding_keys_that_look_like_commands(
@@ -139,7 +139,7 @@ async def test_rotating_and_adding_keys_that_look_like_commands(
 
     pasted = (rotated.api_key, rotated.secret, trade.api_key, trade.secret)
     assert_deleted(alice, *pasted)
-    assert world.leaks(logged(caplog), *pasted) == []
+    assert await world.leaks(logged(caplog), *pasted) == []
 
 
 async def at_secret_step(chat: ChatDriver, api_key: str) -> int:

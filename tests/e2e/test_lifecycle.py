@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +19,10 @@ from storage.vault import generate_master_key
 from tests.e2e.conftest import World, connect_binance
 
 
-def data_bytes(data_dir: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(data_dir.iterdir()) if p.is_file()}
+async def stored(world: World) -> tuple[dict[str, bytes], str]:
+    """The data dir's files and, on PostgreSQL, the database's rows."""
+    files = {p.name: p.read_bytes() for p in sorted(world.data_dir.iterdir()) if p.is_file()}
+    return files, await world.stored_text()
 
 
 async def test_a_restart_with_the_same_data_dir_keeps_the_connection(
@@ -50,13 +52,31 @@ async def test_a_wrong_master_key_refuses_to_start_and_changes_nothing(
 ) -> None:
     async with start_bot():
         await connect_binance(alice, world.canary_key(read=True))
-    before = data_bytes(world.data_dir)
+    before = await stored(world)
     with pytest.raises(MasterKeyError, match="COINWARDEN_MASTER_KEY"):
         await open_core(world.settings(master_key=generate_master_key()))
     with pytest.raises(MasterKeyError, match="no master key was found"):
         await open_core(world.settings(master_key=None))
-    assert data_bytes(world.data_dir) == before
+    assert await stored(world) == before
     assert not (world.data_dir / "master.key").exists()
+
+
+async def cli(world: World, command: str, **variables: str) -> tuple[int | None, str, str]:
+    """``python -m bot <command>`` on this world's data dir and database, as an operator runs
+    it; returns the exit status, stdout and stderr."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("COINWARDEN_")},
+        **world.environment(),
+        "COINWARDEN_TELEGRAM_TOKEN": "1:unused",
+        "COINWARDEN_TELEGRAM_API_URL": "http://127.0.0.1:9/bot",
+        **{f"COINWARDEN_{name.upper()}": value for name, value in variables.items()},
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", command, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode, stdout.decode(), stderr.decode()
 
 
 async def test_the_cli_refuses_a_wrong_master_key_in_one_line(
@@ -64,23 +84,36 @@ async def test_the_cli_refuses_a_wrong_master_key_in_one_line(
 ) -> None:
     async with start_bot():
         await connect_binance(alice, world.canary_key(read=True))
-    before = data_bytes(world.data_dir)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("COINWARDEN_")},
-        "COINWARDEN_TELEGRAM_TOKEN": "1:unused",
-        "COINWARDEN_TELEGRAM_API_URL": "http://127.0.0.1:9/bot",
-        "COINWARDEN_DATA_DIR": str(world.data_dir),
-        "COINWARDEN_MASTER_KEY": generate_master_key(),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "run", env=env, stderr=asyncio.subprocess.PIPE
-    )
-    _, stderr_bytes = await asyncio.wait_for(process.communicate(), timeout=60)
-    stderr = stderr_bytes.decode()
-    assert process.returncode == 3
+    before = await stored(world)
+    status, _, stderr = await cli(world, "run", master_key=generate_master_key())
+    assert status == 3
     assert "refusing to start" in stderr and "COINWARDEN_MASTER_KEY" in stderr
     assert "Traceback" not in stderr
-    assert data_bytes(world.data_dir) == before
+    assert await stored(world) == before
+
+
+async def test_doctor_then_rotate_master_key_from_the_cli_and_the_bot_runs_on_the_new_key(
+    world: World, start_bot: Callable[..., Any], alice: ChatDriver
+) -> None:
+    async with start_bot():
+        await connect_binance(alice, world.canary_key(read=True))
+
+    status, out, err = await cli(world, "doctor", master_key=world.master_key)
+    assert status == 0, err
+    assert "database: reachable, 2 encrypted value(s)" in out
+    assert re.search(r"^schema: \d{4} \(current\)$", out, re.MULTILINE), out
+    assert re.search(r"^master key: \S+ opens every stored secret$", out, re.MULTILINE), out
+
+    new_key = generate_master_key()
+    status, out, err = await cli(
+        world, "rotate-master-key", master_key=new_key, previous_master_keys=world.master_key
+    )
+    assert status == 0, err
+    assert out.startswith("Re-encrypted 2 secret value(s) with master key")
+
+    async with start_bot(master_key=new_key):
+        await alice.send("/connections")
+        assert "Connected" in (await alice.reply("Main")).text
 
 
 @pytest.mark.usefixtures("bot")

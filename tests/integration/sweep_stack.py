@@ -1,5 +1,6 @@
-"""What the balance-sweep tests share: one bot process's sweep objects over a real SQLite file,
-the venue servers it talks to, a manual clock, and connections stored as /connect stores them.
+"""What the balance-sweep tests share: one bot process's sweep objects over a real database (the
+``database`` fixture: SQLite and PostgreSQL), the venue servers it talks to, a manual clock, and
+connections stored as /connect stores them.
 
 A restart is a new ``Stack`` over the same database (``StackFactory`` builds them all with one
 master key, as a restarted bot would have, and closes their pools at the end).
@@ -77,11 +78,11 @@ class Stack:
         self.repo = ConnectionRepository(database, vault)
         self.activity = ActivityLog(database)
         self.snapshots = SnapshotRepository(database)
-        self.pool = ClientPool(endpoints, clock=clock, timeout_ms=timeout_ms)
+        self.pool = ClientPool(endpoints, clock=clock, timeout_ms=timeout_ms, paced=False)
         self.service = ConnectionService(
             self.repo,
             self.activity,
-            ConnectionPolicy(max_per_chat=20, endpoints=endpoints, health=POLICY),
+            ConnectionPolicy(max_per_chat=20, endpoints=endpoints, health=POLICY, paced=False),
             SecretRedactor(),
             clock=clock,
             pool=self.pool,

@@ -27,6 +27,7 @@ from bot.sandbox.exchanges import (
 from storage.connections import ConnectionRecord, ConnectionStatus
 from storage.credentials import Credentials, KeyRole
 from storage.database import Database
+from storage.leases import DEFAULT_LENGTH
 from storage.outbox import Outbox
 from tests.clock import ManualClock
 from tests.integration.sweep_stack import (
@@ -261,7 +262,11 @@ async def test_a_rate_limited_venue_gets_no_more_calls_in_that_run(
 
 
 async def test_a_restart_in_the_middle_of_a_sweep_repeats_nothing_and_loses_nothing(
-    database: Database, binance: BinanceServer, okx: OkxServer, stacks: MakeStack
+    database: Database,
+    binance: BinanceServer,
+    okx: OkxServer,
+    stacks: MakeStack,
+    clock: ManualClock,
 ) -> None:
     before = stacks(binance, okx)
     fast, fast_key = await store(before, binance, "Fast")
@@ -281,6 +286,9 @@ async def test_a_restart_in_the_middle_of_a_sweep_repeats_nothing_and_loses_noth
     assert (await before.get(slow)).status is CONNECTED  # not finished, so not recorded
 
     after = stacks(binance, okx)
+    await after.sweep.run()
+    assert after.sweep.last_report.checked == []  # the dead process still holds the slow one
+    clock.advance(seconds=DEFAULT_LENGTH.total_seconds())  # until its lease expires
     await after.sweep.run()
 
     assert after.sweep.last_report.checked == [slow.id]

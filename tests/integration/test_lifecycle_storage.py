@@ -4,7 +4,7 @@ rotation reminders, the pause switch and the trading gate, on a real SQLite file
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -26,6 +26,7 @@ from storage.connections import (
 )
 from storage.credentials import Credentials, KeyRole
 from storage.database import Database
+from storage.leases import Lease
 from storage.outbox import Notice, NoticeKind, NoticeState, Outbox, enqueue
 from storage.vault import Vault, generate_master_key, parse_master_key
 from tests.clock import ManualClock
@@ -107,12 +108,8 @@ def status_notice(record: ConnectionRecord, status: str = "error") -> Notice:
     return Notice(record.chat_id, NoticeKind.STATUS, record.id, {"status": status})
 
 
-def raw_database(tmp_path: Path) -> bytes:
-    return b"".join(path.read_bytes() for path in sorted(tmp_path.glob("coinwarden.db*")))
-
-
 async def test_replacing_a_key_overwrites_its_ciphertexts_and_starts_the_status_over(
-    database: Database, tmp_path: Path
+    database: Database, stored_bytes: Callable[[], Awaitable[bytes]]
 ) -> None:
     repo = repository(database)
     record = await add(repo)
@@ -138,13 +135,15 @@ async def test_replacing_a_key_overwrites_its_ciphertexts_and_starts_the_status_
     assert (rotated.label, rotated.created_at) == (record.label, record.created_at)
     new_tokens = [secret.token for secret in await database.stored_secrets()]
     await database.dispose()  # checkpoint the WAL into the main file
-    raw = raw_database(tmp_path)
+    raw = await stored_bytes()
     assert all(token.encode() in raw for token in new_tokens)  # the search can find tokens
-    for token in old_tokens:
-        assert token.encode() not in raw
-        assert token.rsplit(".", 1)[1].encode() not in raw  # not even the ciphertext part
     for secret in (*OLD.secrets(), *NEW.secrets()):
         assert secret.encode() not in raw
+    if database.is_sqlite:  # SQLite only: secure_delete overwrites the replaced row at once;
+        # PostgreSQL keeps the old row version (a ciphertext, never clear text) until VACUUM.
+        for token in old_tokens:
+            assert token.encode() not in raw
+            assert token.rsplit(".", 1)[1].encode() not in raw  # not even the ciphertext part
 
 
 async def test_replacing_a_key_of_another_chat_changes_nothing(database: Database) -> None:
@@ -252,7 +251,7 @@ async def test_health_permissions_update_only_the_keys_the_connection_holds(
     assert stored.trade_key is None
 
 
-async def test_due_connections_are_the_never_checked_then_the_longest_waiting(
+async def test_due_connections_are_claimed_never_checked_first_then_the_longest_waiting(
     database: Database,
 ) -> None:
     repo = repository(database)
@@ -269,14 +268,14 @@ async def test_due_connections_are_the_never_checked_then_the_longest_waiting(
         now=T0,
     )
     overdue = await add(repo, label="overdue", credentials=TRADE, now=T0 - timedelta(hours=1))
+    held = Lease("worker-a", T0 + timedelta(hours=1))
 
-    assert [r.id for r in await repo.due_for_check(T0, 10)] == [never.id, overdue.id]
-    assert [r.id for r in await repo.due_for_check(T0 + timedelta(minutes=10), 10)] == [
-        never.id,
-        overdue.id,
-        due_later.id,
-    ]
-    assert [r.id for r in await repo.due_for_check(T0, 1)] == [never.id]
+    # Only the venues asked for, at most their cap each, oldest first.
+    assert [r.id for r in await repo.claim_due(T0, held, {"binance": 1})] == [overdue.id]
+    # Ten minutes on: the never-checked one first; the claimed one is held, not taken again.
+    later = T0 + timedelta(minutes=10)
+    claimed = await repo.claim_due(later, held, {"binance": 10, "okx": 10})
+    assert [r.id for r in claimed] == [never.id, due_later.id]
 
 
 async def test_a_key_is_reminded_at_ninety_days_then_every_thirty_until_replaced(
@@ -442,26 +441,28 @@ async def test_the_trading_gate_reads_pause_status_and_trade_key_from_the_databa
         assert await gate(trading) is TradingBlock.NOT_CONNECTED
 
 
-async def test_a_key_replaced_between_reading_and_writing_a_health_result_is_not_judged(
+@pytest.mark.sqlite_only("another process writes through its own sqlite3 connection")
+async def test_no_other_process_can_replace_a_key_between_reading_and_writing_a_health_result(
     database: Database, tmp_path: Path
 ) -> None:
-    """Another connection (the user's /rotate, another worker) may commit a new key after the
-    row was read for the decision and before it is written: the guard must hold at the write."""
+    """Another process (the user's /rotate, another worker) cannot commit a new key after the
+    row was read for the decision and before it is written: the transaction holds SQLite's
+    write lock from BEGIN, so the decision is written for the key it judged."""
     repo = repository(database)
     record = await add(repo)
 
     def decide(current: ConnectionRecord) -> Decision:
-        with closing(sqlite3.connect(tmp_path / "coinwarden.db")) as other:
+        other = sqlite3.connect(tmp_path / "coinwarden.db", timeout=0)
+        with closing(other), pytest.raises(sqlite3.OperationalError, match="locked"):
             other.execute(
                 "UPDATE connections SET keys_version = keys_version + 1 WHERE id = ?",
                 (current.id,),
             )
-            other.commit()
         return broken(T0), status_notice(current)
 
     applied = await repo.record_health(CHAT, record.id, keys_version=1, decide=decide, now=T0)
 
     stored = await repo.get(CHAT, record.id)
-    assert stored is not None and stored.keys_version == 2
-    assert (applied, stored.status) == (False, ConnectionStatus.CONNECTED)
-    assert await Outbox(database).pending() == []
+    assert stored is not None and stored.keys_version == 1
+    assert (applied, stored.status) == (True, ConnectionStatus.ERROR)
+    assert [p.notice for p in await Outbox(database).pending()] == [status_notice(record)]

@@ -32,6 +32,7 @@ from storage.chats import ChatRepository
 from storage.connections import ConnectionRecord
 from storage.credentials import Credentials, KeyRole
 from storage.database import Database
+from storage.leases import DEFAULT_LENGTH, default_owner
 from storage.proposals import LegState, Proposal, ProposalRepository, ProposalStatus
 from storage.targets import TargetRepository
 from tests.clock import ManualClock
@@ -256,7 +257,9 @@ async def test_a_restart_while_executing_finishes_each_leg_once(
     # The crash: the first leg was journalled as sending and reached the venue, and the
     # process died before the answer; the others were never sent.
     sent = legs[0]
-    await first.proposals.mark_sending(sent.id, sent.planned.amount, sent.planned.price, clock())
+    await first.proposals.mark_sending(
+        sent.id, sent.planned.amount, sent.planned.price, clock(), default_owner()
+    )
     binance.place_order(
         "demo",
         sent.planned.symbol,
@@ -271,6 +274,8 @@ async def test_a_restart_while_executing_finishes_each_leg_once(
     )
 
     restarted = rebalancer(stacks(binance), database, clock)
+    assert await restarted.executor.resume() == []  # the dead process's lease holds it
+    clock.advance(seconds=DEFAULT_LENGTH.total_seconds())
     finished = await restarted.executor.resume()
     assert [p.id for p in finished] == [proposal.id]
     after = await restarted.proposals.legs(proposal.id)

@@ -8,6 +8,7 @@ output asks for them (``LiveSandbox``).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -16,6 +17,11 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+
+from sqlalchemy import select
+
+from storage.database import Database
+from storage.schema import connections
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 90  # seconds; a run takes a few
@@ -119,6 +125,25 @@ def test_a_kept_data_dir_holds_the_log_and_no_secret_and_eof_ends_cleanly(
     stored = b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file())
     for value in demo_keys(out, "API key") + demo_keys(out, "secret key"):
         assert value.encode() not in stored
+
+
+async def test_the_sandbox_keeps_the_bot_data_in_the_database_it_is_given(
+    database_url: str, tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "sandbox-data"
+    script = ["/connect", ":1", "Main", ":key binance read", ":paste key", ":paste secret"]
+    args = ("--data-dir", str(data_dir), "--database-url", database_url)
+    result = await asyncio.to_thread(run_sandbox, [*script, ":quit"], *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✅ Main is connected to Binance Spot." in result.stdout
+    database = Database(database_url)
+    try:
+        async with database.begin() as conn:
+            labels = (await conn.execute(select(connections.c.label))).scalars().all()
+    finally:
+        await database.dispose()
+    assert labels == ["Main"]
+    assert not (data_dir / "coinwarden.db").exists()  # the master key is there, the data not
 
 
 def test_a_newcomer_holding_only_btc_rebalances_half_into_usdt_once(tmp_path: Path) -> None:

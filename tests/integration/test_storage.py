@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import stat
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,7 +49,7 @@ async def add(repo: ConnectionRepository, chat_id: int, label: str, limit: int =
 
 
 async def test_a_stored_key_round_trips_and_is_never_in_clear(
-    database: Database, tmp_path: Path
+    database: Database, stored_bytes: Callable[[], Awaitable[bytes]]
 ) -> None:
     repo = ConnectionRepository(database, vault())
     connection_id = await add(repo, 1001, "Main")
@@ -58,7 +59,8 @@ async def test_a_stored_key_round_trips_and_is_never_in_clear(
     assert record is not None and record.read_key is not None
     assert record.read_key.mask == "CANA…Main"
     await database.dispose()  # flush WAL into the main file
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("coinwarden.db*"))
+    raw = await stored_bytes()
+    assert record.read_key.mask.encode() in raw  # the search can find what is stored
     for secret in CANARY.secrets():
         assert secret.encode() not in raw
 

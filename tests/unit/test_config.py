@@ -16,13 +16,16 @@ def test_defaults() -> None:
     assert settings.permission_check_seconds == 3600
     assert settings.max_connections_per_chat == 10
     assert settings.exchange_endpoints == {} and settings.allowed_users == []
+    assert settings.exchange_pacing is True
 
 
 def test_lists_and_json_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COINWARDEN_ALLOWED_USERS", "1001, 2002")
     monkeypatch.setenv("COINWARDEN_OUTBOUND_IPS", "203.0.113.5,203.0.113.6")
     monkeypatch.setenv("COINWARDEN_EXCHANGE_ENDPOINTS", '{"binance": "http://127.0.0.1:8081"}')
+    monkeypatch.setenv("COINWARDEN_EXCHANGE_PACING", "false")
     settings = load_settings()
+    assert settings.exchange_pacing is False
     assert settings.allowed_users == [1001, 2002]
     assert settings.outbound_ips == ["203.0.113.5", "203.0.113.6"]
     assert settings.exchange_endpoints == {"binance": "http://127.0.0.1:8081"}

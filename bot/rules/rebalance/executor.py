@@ -10,7 +10,14 @@ is written as *sending* before its order goes out with the trade key, as a limit
 the estimated price ± slippage. An answer that does not come is resolved by looking the order
 up by its client order id, a few times, never by sending it again; an order still not found is
 *lost* and reported. A restart resumes every proposal left executing with the same lookups
-(:meth:`Executor.resume`). ``/pause`` stops the legs not yet sent; when a sell raises less than
+(:meth:`Executor.resume`).
+
+Each proposal is executed by one process at a time: the one holding its lease
+(``storage.leases``). Approve takes it, the running execution keeps it (the process's
+heartbeat renews it), and a resume only takes proposals whose lease expired or was released,
+so the poller executing an approval and a worker's minute sweep never both run one. A leg is
+marked as sending only while this process holds the lease, so a process that lost it sends
+nothing more. ``/pause`` stops the legs not yet sent; when a sell raises less than
 planned, the buys after it on that venue are scaled down to what it raised, or skipped.
 """
 
@@ -18,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -55,6 +63,7 @@ from storage.activity import ActivityLog
 from storage.chats import ChatRepository
 from storage.connections import ConnectionRecord, ConnectionRepository
 from storage.credentials import Credentials, KeyRole
+from storage.leases import DEFAULT_LENGTH, Leased, LeaseKeeper, default_owner
 from storage.proposals import (
     Leg,
     LegOutcome,
@@ -104,6 +113,10 @@ class _Gone(Exception):
     """The connection or its trade key went away before the order."""
 
 
+class _LeaseLost(Exception):
+    """Another process holds the proposal now (this one's lease expired): it finishes it."""
+
+
 @dataclass(frozen=True)
 class Lookup:
     """What looking an order up found: its report; or, without one, whether the venue said
@@ -138,6 +151,7 @@ class Executor:
         clock: Clock = utc_now,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         lookup_delays: Sequence[float] = LOOKUP_DELAYS,
+        leases: LeaseKeeper | None = None,
     ) -> None:
         self._planner = planner
         self._service = service
@@ -151,8 +165,10 @@ class Executor:
         self._clock = clock
         self._sleep = sleep
         self._lookup_delays = lookup_delays
-        #: Proposals this process is executing now: a resume leaves them alone.
-        self._running: set[int] = set()
+        #: The process's leases (a process of its own when not given: one-process use).
+        self._leases = leases or LeaseKeeper(
+            proposals.database, default_owner(), DEFAULT_LENGTH, clock
+        )
 
     # ----- approval --------------------------------------------------------------------------
 
@@ -171,23 +187,43 @@ class Executor:
             return Approval(Verdict.EXPIRED, proposal)
         if (await self._chats.pause_state(chat_id)).paused:
             return Approval(Verdict.PAUSED, proposal)
-        claimed = await self._proposals.claim(chat_id, proposal_id, revision, now)
+        claimed = await self._proposals.claim(
+            chat_id, proposal_id, revision, now, self._leases.lease()
+        )
         if claimed is None:
             return Approval(Verdict.DECIDED, await self._proposals.get(chat_id, proposal_id))
-        self._running.add(claimed.id)  # from the claim on: no resume may take it meanwhile
         return Approval(Verdict.CLAIMED, claimed)
 
     async def execute(self, proposal: Proposal) -> Approval:
-        """Re-check, then run the legs of a claimed proposal."""
-        self._running.add(proposal.id)
-        try:
+        """Re-check, then run the legs of a proposal this process claimed."""
+        async with self._holding(proposal):
             legs = await self._proposals.legs(proposal.id)
             checked = await self._recheck(proposal, legs)
             if checked is not None:
                 return checked
             return await self._run(proposal, legs)
-        finally:
-            self._running.discard(proposal.id)
+        return await self._left_to_another(proposal)
+
+    @asynccontextmanager
+    async def _holding(self, proposal: Proposal) -> AsyncIterator[None]:
+        """Work on a leased proposal, then give the lease back (also when the work failed).
+        A lost lease ends the work quietly (the block's caller then reports the proposal
+        as it stands). Cancelled (the process stops), the process releases all it holds."""
+        try:
+            yield
+        except _LeaseLost:
+            log.warning("proposal %d is executed by another process now", proposal.id)
+        except Exception:
+            await self._leases.release(Leased.PROPOSALS, [proposal.id])
+            raise
+        await self._leases.release(Leased.PROPOSALS, [proposal.id])
+
+    async def _left_to_another(self, proposal: Proposal) -> Approval:
+        return Approval(
+            Verdict.EXECUTED,
+            await self._proposals.get(proposal.chat_id, proposal.id),
+            tuple(await self._proposals.legs(proposal.id)),
+        )
 
     async def reject(self, chat_id: int, proposal_id: int, revision: int) -> Approval:
         proposal = await self._proposals.get(chat_id, proposal_id)
@@ -224,10 +260,10 @@ class Executor:
             return None
         now = self._clock()
         for leg in legs:
-            await self._proposals.record(
+            await self._record(
                 leg.id, LegOutcome(LegState.SKIPPED, detail=f"not sent: {moved}"), now
             )
-        await self._proposals.finish(proposal.id, ProposalStatus.REQUOTED, now, note=moved)
+        await self._finish_as(proposal.id, ProposalStatus.REQUOTED, now, note=moved)
         try:
             fresh = await self._service.store(target, result, Trigger(proposal.trigger))
         except NoProposal as nothing:
@@ -248,8 +284,8 @@ class Executor:
     async def _stop(self, proposal: Proposal, legs: Sequence[Leg], why: str) -> Approval:
         now = self._clock()
         for leg in legs:
-            await self._proposals.record(leg.id, LegOutcome(LegState.SKIPPED, detail=why), now)
-        await self._proposals.finish(proposal.id, ProposalStatus.FAILED, now, note=why)
+            await self._record(leg.id, LegOutcome(LegState.SKIPPED, detail=why), now)
+        await self._finish_as(proposal.id, ProposalStatus.FAILED, now, note=why)
         return Approval(
             Verdict.STOPPED,
             await self._proposals.get(proposal.chat_id, proposal.id),
@@ -261,21 +297,21 @@ class Executor:
 
     async def resume(self) -> list[Proposal]:
         """Finish what a crash or restart left executing (at start-up, then every minute, for
-        proposals this process is not running): every leg that may have been sent is looked
-        up, never sent again; legs not yet sent are skipped, since the re-check they were
-        approved under is stale. The proposals that reached their end, concurrently (one
-        slow venue does not hold the others up)."""
-        waiting = [p for p in await self._proposals.executing() if p.id not in self._running]
+        proposals no process holds: leased here, in one statement): every leg that may have
+        been sent is looked up, never sent again; legs not yet sent are skipped, since the
+        re-check they were approved under is stale. The proposals that reached their end,
+        concurrently (one slow venue does not hold the others up)."""
+        waiting = await self._proposals.claim_executing(self._clock(), self._leases.lease())
         ended = await asyncio.gather(*(self._resume(proposal) for proposal in waiting))
         return [proposal for proposal in ended if proposal is not None]
 
     async def _resume(self, proposal: Proposal) -> Proposal | None:
-        self._running.add(proposal.id)
-        try:
+        approval: Approval | None = None
+        async with self._holding(proposal):
             now = self._clock()
             for leg in await self._proposals.legs(proposal.id):
                 if leg.state is LegState.PLANNED:
-                    await self._proposals.record(
+                    await self._record(
                         leg.id,
                         LegOutcome(
                             LegState.SKIPPED,
@@ -284,49 +320,57 @@ class Executor:
                         now,
                     )
             approval = await self._run(proposal, await self._proposals.legs(proposal.id))
-        finally:
-            self._running.discard(proposal.id)
-        done = approval.proposal
+        done = approval.proposal if approval is not None else None
         return done if done is not None and done.status.final else None
 
     async def reconcile_lost(self) -> list[Proposal]:
         """Look lost legs up once more (the minute sweep): an order that turns up after all is
-        recorded with its fills and its proposal's outcome updated. The proposals changed."""
+        recorded with its fills and its proposal's outcome updated. The proposals changed.
+        A proposal another process holds (executing it) is left for the next time."""
         changed: dict[int, Proposal] = {}
         since = self._clock() - LATE_WINDOW
         for proposal, leg in await self._proposals.lost_since(since, LATE_LOOKUPS):
-            record = (
-                await self._connections.get(proposal.chat_id, leg.connection_id)
-                if leg.connection_id is not None
-                else None
-            )
-            if record is None or record.trade_key is None:
+            if not await self._proposals.take(proposal.id, self._clock(), self._leases.lease()):
                 continue
-            try:
-                client = await self._pool.client(
-                    record, KeyRole.TRADE, partial(self._trade_credentials, record)
-                )
-                await self._proposals.count_lookup(leg.id, self._clock())
-                found = await find_order(
-                    client,
-                    dialect_of(leg.planned.venue),
-                    leg.planned.symbol,
-                    leg.client_order_id,
-                    int((leg.sent_at or since).timestamp() * 1000) - 60_000,
-                )
-            except (_Gone, ccxt.BaseError, OutcomeUnknown):
-                continue
-            finally:
-                await self._activity.record(record.id, *self._pool.drain_calls(record.id))
-            if found is None or not found.done:
-                continue
-            await self._settle(
-                leg, Lookup(found), leg.planned.amount, "found at the exchange after all"
-            )
-            finished = await self._finish(proposal, proposal.note)
-            if finished.proposal is not None:
-                changed[proposal.id] = finished.proposal
+            found = None
+            async with self._holding(proposal):
+                found = await self._reconcile(proposal, leg)
+            if found is not None:
+                changed[proposal.id] = found
         return list(changed.values())
+
+    async def _reconcile(self, proposal: Proposal, leg: Leg) -> Proposal | None:
+        """One lost leg looked up again; its proposal as it ended, if the order turned up."""
+        record = (
+            await self._connections.get(proposal.chat_id, leg.connection_id)
+            if leg.connection_id is not None
+            else None
+        )
+        if record is None or record.trade_key is None:
+            return None
+        since = self._clock() - LATE_WINDOW
+        try:
+            client = await self._pool.client(
+                record, KeyRole.TRADE, partial(self._trade_credentials, record)
+            )
+            await self._proposals.count_lookup(leg.id, self._clock())
+            found = await find_order(
+                client,
+                dialect_of(leg.planned.venue),
+                leg.planned.symbol,
+                leg.client_order_id,
+                int((leg.sent_at or since).timestamp() * 1000) - 60_000,
+            )
+        except (_Gone, ccxt.BaseError, OutcomeUnknown):
+            return None
+        finally:
+            await self._activity.record(record.id, *self._pool.drain_calls(record.id))
+        if found is None or not found.done:
+            return None
+        await self._settle(
+            leg, Lookup(found), leg.planned.amount, "found at the exchange after all"
+        )
+        return (await self._finish(proposal, proposal.note)).proposal
 
     async def _run(self, proposal: Proposal, legs: Sequence[Leg]) -> Approval:
         target = await self._targets.get(proposal.chat_id)
@@ -393,7 +437,8 @@ class Executor:
             amount = scaled
         limit = _limit(client, planned.symbol, planned.side, planned.price, slippage)
         now = self._clock()
-        await self._proposals.mark_sending(leg.id, amount, limit, now)
+        if not await self._proposals.mark_sending(leg.id, amount, limit, now, self._leases.owner):
+            raise _LeaseLost(proposal.id)
         dialect = dialect_of(planned.venue)
         side: Side = "buy" if planned.side == "buy" else "sell"
         try:
@@ -402,14 +447,14 @@ class Executor:
             )
             lookup = Lookup(placed) if placed is not None else await self._look_up(leg, client, now)
         except OrderRefused as refused:
-            await self._proposals.record(
+            await self._record(
                 leg.id, LegOutcome(LegState.REFUSED, detail=refused.message), self._clock()
             )
             if refused.refusal is Refusal.INSUFFICIENT_FUNDS:
                 funding.stopped[spends] = f"stopped: the venue had less {spends} than planned"
             return
         except OutcomeUnknown as unknown:
-            await self._proposals.record(
+            await self._record(
                 leg.id, LegOutcome(LegState.UNKNOWN, detail=str(unknown)), self._clock()
             )
             lookup = await self._look_up(leg, client, now)
@@ -433,7 +478,7 @@ class Executor:
             else None
         )
         if record is None or record.trade_key is None:
-            await self._proposals.record(
+            await self._record(
                 leg.id,
                 LegOutcome(LegState.LOST, detail="the connection or its trade key went away"),
                 self._clock(),
@@ -491,7 +536,7 @@ class Executor:
                     detail="sent, but the exchange has not answered for it yet: looked up "
                     "again every minute, never sent again",
                 )
-            await self._proposals.record(leg.id, outcome, now)
+            await self._record(leg.id, outcome, now)
             return
         if report.filled >= amount:
             state = LegState.FILLED
@@ -499,7 +544,7 @@ class Executor:
             state = LegState.PARTLY
         else:
             state = LegState.NOT_FILLED
-        await self._proposals.record(
+        await self._record(
             leg.id,
             LegOutcome(
                 state,
@@ -514,9 +559,7 @@ class Executor:
         )
 
     async def _skip(self, leg: Leg, why: str) -> None:
-        await self._proposals.record(
-            leg.id, LegOutcome(LegState.SKIPPED, detail=why), self._clock()
-        )
+        await self._record(leg.id, LegOutcome(LegState.SKIPPED, detail=why), self._clock())
 
     async def _finish(self, proposal: Proposal, note: str | None) -> Approval:
         """The proposal's outcome from its legs, once none is waiting for an answer (until
@@ -536,7 +579,7 @@ class Executor:
         else:
             status = ProposalStatus.PARTLY_EXECUTED
         result = await self._after(proposal, legs)
-        await self._proposals.finish(proposal.id, status, self._clock(), note=note, result=result)
+        await self._finish_as(proposal.id, status, self._clock(), note=note, result=result)
         return Approval(
             Verdict.EXECUTED,
             await self._proposals.get(proposal.chat_id, proposal.id),
@@ -557,6 +600,25 @@ class Executor:
             "after": {a: format(v, "f") for a, v in _allocation_of(result).items()},
             "fees": {currency: format(amount, "f") for currency, amount in _fees(legs).items()},
         }
+
+    async def _record(self, leg_id: int, outcome: LegOutcome, now: datetime) -> None:
+        if not await self._proposals.record(leg_id, outcome, now, self._leases.owner):
+            raise _LeaseLost(leg_id)
+
+    async def _finish_as(
+        self,
+        proposal_id: int,
+        status: ProposalStatus,
+        now: datetime,
+        *,
+        note: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> None:
+        written = await self._proposals.finish(
+            proposal_id, status, now, self._leases.owner, note=note, result=result
+        )
+        if not written:
+            raise _LeaseLost(proposal_id)
 
     async def _trade_credentials(self, record: ConnectionRecord) -> Credentials:
         credentials = await self._credentials.credentials(record.chat_id, record.id, KeyRole.TRADE)

@@ -131,14 +131,15 @@ class RebalanceSweep:
         self._executor = executor
         self._clock = clock
 
-    async def run(self) -> None:
+    async def run(self) -> str:
         now = self._clock()
-        await self._proposals.expire_due(now)
+        expired = await self._proposals.expire_due(now)
         found = [*await self._executor.resume(), *await self._executor.reconcile_lost()]
         if found:
             async with self._db.begin() as conn:
                 for proposal in found:
                     await enqueue(conn, result_notice(proposal), now)
+        scheduled = 0
         for target in await self._targets.scheduled():
             if target.settings.every is None:
                 continue
@@ -150,3 +151,8 @@ class RebalanceSweep:
                     conn, target.id, target.last_scheduled_at, now
                 ):
                     await enqueue(conn, rebalance_notice(target.chat_id, Trigger.SCHEDULE), now)
+                    scheduled += 1
+        return (
+            f"{len(expired)} proposals expired, {len(found)} executions finished, "
+            f"{scheduled} scheduled proposals queued"
+        )
