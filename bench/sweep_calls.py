@@ -41,7 +41,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from venues import PATHS, SIGNED, Issued, classify, compact, issue, peak_rss_mb, venue_servers
+from venues import (
+    PATHS,
+    SIGNED,
+    Issued,
+    classify,
+    compact,
+    issue,
+    peak_rss_mb,
+    store_checked,
+    venue_servers,
+)
 
 from bot.clock import utc_now
 from bot.config import DEFAULT_SYNC_SECONDS, Settings
@@ -59,7 +69,6 @@ from storage.activity import ActivityLog
 from storage.alerts import AlertRepository, AlertState, Condition, Direction, Metric
 from storage.chats import ChatRepository
 from storage.connections import ConnectionRepository
-from storage.credentials import Credentials, KeyRole
 from storage.database import Database
 from storage.outbox import NoticeKind, Outbox
 from storage.snapshots import SnapshotRepository
@@ -180,18 +189,14 @@ async def child() -> None:
 
         started = time.perf_counter()
         for n, key in enumerate(issued):
-            # As /connect stores a checked key: due for the next sweep, permissions just probed.
-            await repository.add(
+            await store_checked(
+                repository,
                 n // len(SERVERS) + 1,  # a chat holds one connection per venue
-                label=f"{key.venue} {n}",
-                venue=key.venue,
-                sandbox=False,
-                role=KeyRole.READ,
-                credentials=Credentials(key.api_key, key.secret, key.passphrase),
-                permissions="read,noip",
+                n,
+                key,
                 limit=MAX_PER_CHAT,
                 now=clock.now,
-                next_permission_check_at=clock.now + PERMISSION_PERIOD,
+                probed_until=clock.now + PERMISSION_PERIOD,
             )
             if with_alerts:
                 for condition in alert_rules(n):

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +22,8 @@ from aiohttp import web
 from bot.exchanges.catalogue import get_venue
 from bot.sandbox.exchanges import SERVERS, DemoKey, DemoPermissions, KeyRecord, VenueServer
 from bot.sandbox.exchanges.base import Permission
+from storage.connections import ConnectionRecord, ConnectionRepository
+from storage.credentials import Credentials, KeyRole
 
 #: What each venue is asked for, by path. Signed: the balance read, the account setup ccxt does
 #: once per client (account mode), the permission probe. Public: tickers, market lists.
@@ -120,6 +123,32 @@ def issue(servers: dict[str, VenueServer], connections: int) -> list[Issued]:
         )
         issued.append(Issued(venue.id, key.api_key, key.secret, key.passphrase))
     return issued
+
+
+async def store_checked(
+    repository: ConnectionRepository,
+    chat_id: int,
+    n: int,
+    key: Issued,
+    *,
+    limit: int,
+    now: datetime,
+    probed_until: datetime,
+) -> ConnectionRecord:
+    """Store an issued key as /connect stores a checked read key: encrypted, due for the next
+    sweep, its permissions just probed (next probe at ``probed_until``)."""
+    return await repository.add(
+        chat_id,
+        label=f"{key.venue} {n}",
+        venue=key.venue,
+        sandbox=False,
+        role=KeyRole.READ,
+        credentials=Credentials(key.api_key, key.secret, key.passphrase),
+        permissions="read,noip",
+        limit=limit,
+        now=now,
+        next_permission_check_at=probed_until,
+    )
 
 
 def issue_same(servers: dict[str, VenueServer], issued: Sequence[Issued]) -> None:

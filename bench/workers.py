@@ -62,6 +62,7 @@ from venues import (
     issue_same,
     log_signed,
     peak_rss_mb,
+    store_checked,
     venue_servers,
 )
 
@@ -69,7 +70,6 @@ from bot.clock import utc_now
 from bot.sandbox.exchanges import VenueServer
 from storage.alerts import AlertRepository, AlertState, Condition, Direction, Metric
 from storage.connections import ConnectionRepository
-from storage.credentials import Credentials, KeyRole
 from storage.database import Database
 from storage.outbox import NoticeKind
 from storage.schema import (
@@ -365,18 +365,14 @@ async def seed(
     async def store_chat(chat_id: int, members: range) -> None:
         async with lanes:
             for n in members:
-                key = issued[n]
-                record = await repository.add(
+                record = await store_checked(
+                    repository,
                     chat_id,
-                    label=f"{key.venue} {n}",
-                    venue=key.venue,
-                    sandbox=False,
-                    role=KeyRole.READ,
-                    credentials=Credentials(key.api_key, key.secret, key.passphrase),
-                    permissions="read,noip",
+                    n,
+                    issued[n],
                     limit=CHAT_SIZE,
                     now=now,
-                    next_permission_check_at=now + timedelta(seconds=PERMISSION_SECONDS),
+                    probed_until=now + timedelta(seconds=PERMISSION_SECONDS),
                 )
                 ids[n] = record.id
             for n, condition in zip(members, RULES, strict=False):
